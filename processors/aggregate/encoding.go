@@ -1,0 +1,406 @@
+package aggregate
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/taxi-stream/taxi-stream/processors/window"
+)
+
+// Binary encodings of State (a goka table value) and Partial (a repartition
+// topic value). Both are canonical: equal values give identical bytes, and
+// the decoder accepts only canonical input, so a round trip is exact.
+//
+//	State:   'S' 1 | flags (bit 0: closed) | [zigzag closedMs]
+//	         | uvarint #watermarks, each: zigzag partition (ascending), zigzag ms
+//	         | entries | CRC-32C (4 bytes LE) of everything before
+//	Partial: 'P' 1 | zigzag partition | flags (bit 0: watermark) | [zigzag ms]
+//	         | entries | CRC-32C
+//	entries: uvarint #boroughs, each uvarint length + bytes (sorted, all used)
+//	         | uvarint #windows, each (ascending by start, end):
+//	             zigzag start − previous start, uvarint end − start (> 0),
+//	             uvarint #cells (> 0), each (ascending borough):
+//	                 uvarint borough index, 7 zigzag sums (Sums field order)
+//
+// Boroughs are written once, so a cell costs its index and seven small
+// varints: about 20 bytes for an hour of one borough's rides.
+
+const encodingVersion = 1
+
+const (
+	magicState   = 'S'
+	magicPartial = 'P'
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorrupt is wrapped by every UnmarshalBinary error about the bytes.
+var ErrCorrupt = errors.New("corrupt aggregate encoding")
+
+// MarshalBinary encodes the state canonically.
+func (s *State) MarshalBinary() ([]byte, error) {
+	return s.AppendBinary(make([]byte, 0, 64+24*len(s.open)))
+}
+
+// AppendBinary appends the MarshalBinary encoding to b.
+func (s *State) AppendBinary(b []byte) ([]byte, error) {
+	start := len(b)
+	b = append(b, magicState, encodingVersion)
+	if s.hasClosed {
+		b = append(b, 1)
+		b = binary.AppendVarint(b, s.closedMs)
+	} else {
+		b = append(b, 0)
+	}
+	parts := s.partitions()
+	b = binary.AppendUvarint(b, uint64(len(parts)))
+	for _, p := range parts {
+		b = binary.AppendVarint(b, int64(p))
+		b = binary.AppendVarint(b, s.watermarks[p])
+	}
+	b = appendEntries(b, s.Entries())
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
+}
+
+// UnmarshalBinary replaces s with a state encoded by MarshalBinary. Corrupt
+// input returns an error wrapping ErrCorrupt and leaves s unchanged.
+func (s *State) UnmarshalBinary(data []byte) error {
+	var n State
+	r, err := openEncoding(data, magicState, "state")
+	if err != nil {
+		return err
+	}
+	switch flags := r.byte("flags"); flags {
+	case 0:
+	case 1:
+		n.closedMs, n.hasClosed = r.varint("closed watermark"), true
+	default:
+		r.fail(fmt.Errorf("unknown flags %#x", flags))
+	}
+	count := r.count("watermarks", 2)
+	prevPart := int64(-1)
+	for i := 0; i < count && r.err == nil; i++ {
+		p := r.varint("partition")
+		ms := r.varint("watermark")
+		if r.err != nil {
+			break
+		}
+		if p < 0 || p > math.MaxInt32 {
+			r.fail(fmt.Errorf("watermark %d: partition %d out of range", i, p))
+			break
+		}
+		if p <= prevPart {
+			r.fail(fmt.Errorf("watermark %d: partition %d not after %d", i, p, prevPart))
+			break
+		}
+		if n.watermarks == nil {
+			n.watermarks = make(map[int32]int64, count)
+		}
+		n.watermarks[int32(p)] = ms
+		prevPart = p
+	}
+	entries := r.entries()
+	for i, e := range entries {
+		if n.hasClosed && e.Window.EndMs <= n.closedMs {
+			r.fail(fmt.Errorf("cell %d: window %v open although closed through %s", i, e.Window, window.FormatWallClock(n.closedMs)))
+			break
+		}
+		if n.open == nil {
+			n.open = make(map[cell]*Sums, len(entries))
+		}
+		v := e.Sums
+		n.open[cell{e.Window, e.Borough}] = &v
+	}
+	if err := r.finish("state"); err != nil {
+		return err
+	}
+	*s = n
+	return nil
+}
+
+// MarshalBinary encodes the partial canonically: entries sorted, cells of
+// the same (window, borough) merged.
+func (p Partial) MarshalBinary() ([]byte, error) {
+	return p.AppendBinary(make([]byte, 0, 32+24*len(p.Entries)))
+}
+
+// AppendBinary appends the MarshalBinary encoding to b.
+func (p Partial) AppendBinary(b []byte) ([]byte, error) {
+	start := len(b)
+	b = append(b, magicPartial, encodingVersion)
+	b = binary.AppendVarint(b, int64(p.Partition))
+	if p.HasWatermark {
+		b = append(b, 1)
+		b = binary.AppendVarint(b, p.Watermark)
+	} else {
+		b = append(b, 0)
+	}
+	b = appendEntries(b, canonical(p.Entries))
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
+}
+
+// UnmarshalBinary replaces p with a partial encoded by MarshalBinary.
+// Corrupt input returns an error wrapping ErrCorrupt and leaves p unchanged.
+func (p *Partial) UnmarshalBinary(data []byte) error {
+	var n Partial
+	r, err := openEncoding(data, magicPartial, "partial")
+	if err != nil {
+		return err
+	}
+	part := r.varint("partition")
+	if r.err == nil && (part < math.MinInt32 || part > math.MaxInt32) {
+		r.fail(fmt.Errorf("partition %d out of range", part))
+	}
+	n.Partition = int32(part)
+	switch flags := r.byte("flags"); flags {
+	case 0:
+	case 1:
+		n.Watermark, n.HasWatermark = r.varint("watermark"), true
+	default:
+		r.fail(fmt.Errorf("unknown flags %#x", flags))
+	}
+	n.Entries = r.entries()
+	if err := r.finish("partial"); err != nil {
+		return err
+	}
+	*p = n
+	return nil
+}
+
+// canonical returns entries sorted with duplicate cells merged (a copy if
+// anything had to change).
+func canonical(entries []Entry) []Entry {
+	ok := true
+	for i := 1; i < len(entries) && ok; i++ {
+		ok = compareEntries(entries[i-1], entries[i]) < 0
+	}
+	if ok {
+		return entries
+	}
+	sorted := slices.Clone(entries)
+	slices.SortStableFunc(sorted, compareEntries)
+	out := sorted[:0]
+	for _, e := range sorted {
+		if n := len(out); n > 0 && compareEntries(out[n-1], e) == 0 {
+			out[n-1].Sums.Merge(e.Sums)
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// appendEntries encodes canonical entries (sorted, no duplicate cells).
+func appendEntries(b []byte, entries []Entry) []byte {
+	boroughs := make([]string, 0, 8)
+	for _, e := range entries {
+		boroughs = append(boroughs, e.Borough)
+	}
+	slices.Sort(boroughs)
+	boroughs = slices.Compact(boroughs)
+	b = binary.AppendUvarint(b, uint64(len(boroughs)))
+	for _, name := range boroughs {
+		b = binary.AppendUvarint(b, uint64(len(name)))
+		b = append(b, name...)
+	}
+	windows := 0
+	for i, e := range entries {
+		if i == 0 || e.Window != entries[i-1].Window {
+			windows++
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(windows))
+	prevStart := int64(0)
+	for i := 0; i < len(entries); {
+		w := entries[i].Window
+		j := i + 1
+		for j < len(entries) && entries[j].Window == w {
+			j++
+		}
+		b = binary.AppendVarint(b, w.StartMs-prevStart)
+		b = binary.AppendUvarint(b, uint64(w.EndMs-w.StartMs))
+		b = binary.AppendUvarint(b, uint64(j-i))
+		for _, e := range entries[i:j] {
+			idx, _ := slices.BinarySearch(boroughs, e.Borough)
+			b = binary.AppendUvarint(b, uint64(idx))
+			s := e.Sums
+			for _, v := range [...]int64{s.Count, s.PassengerSum, s.PassengerCount, s.DistanceHundredths, s.TipCents, s.FareCents, s.TotalCents} {
+				b = binary.AppendVarint(b, v)
+			}
+		}
+		prevStart, i = w.StartMs, j
+	}
+	return b
+}
+
+// decoder reads varints and remembers the first error.
+type decoder struct {
+	buf  []byte
+	err  error
+	size int // of the whole input, for messages
+}
+
+func openEncoding(data []byte, magic byte, what string) (*decoder, error) {
+	if len(data) < 2+4 {
+		return nil, fmt.Errorf("%w: %s of %d bytes: too short", ErrCorrupt, what, len(data))
+	}
+	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
+	if got := crc32.Checksum(body, castagnoli); got != sum {
+		return nil, fmt.Errorf("%w: %s of %d bytes: checksum %08x, want %08x", ErrCorrupt, what, len(data), got, sum)
+	}
+	if body[0] != magic || body[1] != encodingVersion {
+		return nil, fmt.Errorf("%w: %s of %d bytes: header %q %d, want %q %d", ErrCorrupt, what, len(data), body[0], body[1], magic, encodingVersion)
+	}
+	return &decoder{buf: body[2:], size: len(data)}, nil
+}
+
+func (r *decoder) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *decoder) finish(what string) error {
+	if r.err == nil && len(r.buf) != 0 {
+		r.err = fmt.Errorf("%d trailing bytes", len(r.buf))
+	}
+	if r.err != nil {
+		return fmt.Errorf("%w: %s of %d bytes: %w", ErrCorrupt, what, r.size, r.err)
+	}
+	return nil
+}
+
+func (r *decoder) byte(what string) byte {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.buf) == 0 {
+		r.fail(fmt.Errorf("missing %s", what))
+		return 0
+	}
+	c := r.buf[0]
+	r.buf = r.buf[1:]
+	return c
+}
+
+func (r *decoder) uvarint(what string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.buf)
+	if n <= 0 {
+		r.fail(fmt.Errorf("bad varint for %s", what))
+		return 0
+	}
+	r.buf = r.buf[n:]
+	return v
+}
+
+func (r *decoder) varint(what string) int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.buf)
+	if n <= 0 {
+		r.fail(fmt.Errorf("bad varint for %s", what))
+		return 0
+	}
+	r.buf = r.buf[n:]
+	return v
+}
+
+// count reads a length whose items take at least minBytes each, so a
+// corrupt length cannot make the decoder allocate more than the input.
+func (r *decoder) count(what string, minBytes int) int {
+	n := r.uvarint(what)
+	if r.err == nil && n > uint64(len(r.buf)/minBytes) {
+		r.fail(fmt.Errorf("%d %s do not fit in %d bytes", n, what, len(r.buf)))
+		return 0
+	}
+	return int(n)
+}
+
+// entries reads the entries block and checks that it is canonical.
+func (r *decoder) entries() []Entry {
+	nb := r.count("boroughs", 1)
+	boroughs := make([]string, 0, nb)
+	for i := 0; i < nb && r.err == nil; i++ {
+		l := r.uvarint("borough length")
+		if r.err == nil && l > uint64(len(r.buf)) {
+			r.fail(fmt.Errorf("borough %d: length %d exceeds the %d bytes left", i, l, len(r.buf)))
+		}
+		if r.err != nil {
+			break
+		}
+		name := string(r.buf[:l])
+		r.buf = r.buf[l:]
+		if i > 0 && strings.Compare(boroughs[i-1], name) >= 0 {
+			r.fail(fmt.Errorf("borough %d %q not after %q", i, name, boroughs[i-1]))
+		}
+		boroughs = append(boroughs, name)
+	}
+	used := make([]bool, len(boroughs))
+	nw := r.count("windows", 3)
+	var out []Entry
+	prevStart := int64(0)
+	var prev window.Window
+	for i := 0; i < nw && r.err == nil; i++ {
+		start := prevStart + r.varint("window start")
+		size := r.uvarint("window size")
+		nc := r.count("cells", 8)
+		if r.err != nil {
+			break
+		}
+		if size == 0 || size > math.MaxInt64 || start > math.MaxInt64-int64(size) {
+			r.fail(fmt.Errorf("window %d: size %d at start %d out of range", i, size, start))
+			break
+		}
+		w := window.Window{StartMs: start, EndMs: start + int64(size)}
+		if i > 0 && (w.StartMs < prev.StartMs || w.StartMs == prev.StartMs && w.EndMs <= prev.EndMs) {
+			r.fail(fmt.Errorf("window %d %v not after %v", i, w, prev))
+			break
+		}
+		if nc == 0 {
+			r.fail(fmt.Errorf("window %d %v without cells", i, w))
+			break
+		}
+		prevIdx := -1
+		for j := 0; j < nc && r.err == nil; j++ {
+			idx := r.uvarint("borough index")
+			var v [7]int64
+			for k := range v {
+				v[k] = r.varint("sum")
+			}
+			if r.err != nil {
+				break
+			}
+			if idx >= uint64(len(boroughs)) || int(idx) <= prevIdx {
+				r.fail(fmt.Errorf("window %v cell %d: borough index %d invalid or not ascending", w, j, idx))
+				break
+			}
+			s := Sums{v[0], v[1], v[2], v[3], v[4], v[5], v[6]}
+			if s.Count < 0 || s.PassengerCount < 0 || s.PassengerCount > s.Count {
+				r.fail(fmt.Errorf("window %v borough %q: impossible counts %+v", w, boroughs[idx], s))
+				break
+			}
+			prevIdx = int(idx)
+			used[idx] = true
+			out = append(out, Entry{Window: w, Borough: boroughs[idx], Sums: s})
+		}
+		prevStart, prev = start, w
+	}
+	if r.err == nil {
+		for i, u := range used {
+			if !u {
+				r.fail(fmt.Errorf("borough %q listed but not used", boroughs[i]))
+				break
+			}
+		}
+	}
+	return out
+}
