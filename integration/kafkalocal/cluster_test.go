@@ -174,7 +174,8 @@ func TestThreeNodeClusterSurvivesANodeKill(t *testing.T) {
 	}
 	t.Logf("%s: write to under-replicated topic refused: %v", time.Since(began), refusal)
 
-	for _, id := range []int{2} {		if err := c.RestartNode(ctx, id); err != nil {
+	for _, id := range []int{2} {
+		if err := c.RestartNode(ctx, id); err != nil {
 			t.Fatalf("restart node %d: %v", id, err)
 		}
 	}
