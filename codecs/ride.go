@@ -1,0 +1,314 @@
+package codecs
+
+// Validation bounds of DecodeRideFacts. They are generous on purpose: every row of the real TLC
+// files in shared/data passes (those have 2009 timestamps, refunds with negative fares, zero and
+// long distances; see ride_realdata_test.go, which measures them), while values no taxi meter
+// can produce are rejected before they reach exact int64 sums.
+const (
+	// MinTimestampMs is 2000-01-01T00:00:00 (wall clock as UTC), inclusive.
+	MinTimestampMs int64 = 946684800000
+	// MaxTimestampMs is 2100-01-01T00:00:00, exclusive.
+	MaxTimestampMs int64 = 4102444800000
+	// MaxMoneyCents bounds |fare|, |tip|, |total| (exclusive): one million dollars.
+	MaxMoneyCents int64 = 100_000_000
+	// MaxDistanceHundredths bounds trip_distance (exclusive): one million miles. Negative
+	// distances are rejected.
+	MaxDistanceHundredths int64 = 100_000_000
+	// MaxPassengerCount bounds passenger_count (inclusive); negative counts are rejected.
+	MaxPassengerCount int64 = 1000
+	// MaxLocationID bounds PULocationID (inclusive); IDs start at 1. TLC uses 1..265.
+	MaxLocationID int64 = 65535
+)
+
+// DefaultEventTimeField is the event-time field of DecodeRideFacts when none is given: the
+// dropoff time. With "" both spellings, lpep_dropoff_datetime and tpep_dropoff_datetime, match.
+const DefaultEventTimeField = "lpep_dropoff_datetime"
+
+// RideFacts is what the aggregation needs from one ride message, in exact integers.
+type RideFacts struct {
+	EventMs            int64 // event time (dropoff by default), epoch ms of the wall clock
+	PickupMs           int64 // lpep_/tpep_pickup_datetime, epoch ms of the wall clock
+	PULocationID       int32
+	PassengerCount     NullInt // null in TLC's "null block" rows
+	DistanceHundredths int64   // trip_distance in hundredths of a mile
+	FareCents          int64
+	TipCents           int64
+	TotalCents         int64
+}
+
+// Reasons of InvalidRideError. They are short, fixed strings so that a dead-letter header can
+// be grouped and counted.
+const (
+	ReasonEmpty        = "empty"
+	ReasonNotJSON      = "not JSON"
+	ReasonNotObject    = "not a JSON object"
+	ReasonMissing      = "missing field"
+	ReasonNull         = "null"
+	ReasonNotNumber    = "not a number"
+	ReasonNotInteger   = "not an integer"
+	ReasonTimeRange    = "timestamp out of range"
+	ReasonOutOfRange   = "out of range"
+	ReasonNegative     = "negative"
+	ReasonUnknownField = "unknown field"
+	ReasonMixedFlavor  = "mixed lpep_/tpep_ fields"
+	ReasonNotString    = "not a string"
+)
+
+// InvalidRideError says why a message is not a valid ride. Field is empty for errors about the
+// whole message (empty, not JSON, not an object).
+type InvalidRideError struct {
+	Field  string
+	Reason string
+	// Offset is the byte offset of a syntax error (Reason == ReasonNotJSON), else 0.
+	Offset int
+}
+
+// Error returns the reason followed by the field, e.g. "negative trip_distance" or
+// "missing field lpep_dropoff_datetime"; this is what goes into the ts-dead-reason header.
+func (e *InvalidRideError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Reason + " " + e.Field
+}
+
+// needed fields of RideFacts, as bits of a "seen" mask.
+const (
+	needEvent = 1 << iota
+	needPickup
+	needPU
+	needDistance
+	needFare
+	needTip
+	needTotal
+	needAll = needEvent | needPickup | needPU | needDistance | needFare | needTip | needTotal
+)
+
+// DecodeRideFacts extracts the aggregation's inputs from one ride message: the replay
+// producer's JSON or the original pandas producer's (ints may come as 1.0, ehail_fee null).
+// eventTimeField names the event-time field; "" means the dropoff time of either flavor.
+// Required fields: the event time, the pickup time, PULocationID, trip_distance, fare_amount,
+// tip_amount and total_amount (non-null numbers); passenger_count may be null or missing. Other
+// fields are skipped (but must be valid JSON). Duplicate keys: the last one wins, as in
+// encoding/json. Money and distance are converted from the decimal text (see ParseFixed2), so
+// they are exact.
+//
+// Errors are *InvalidRideError. A syntax error anywhere wins over a field error.
+//
+// Hot path: this is called once per ride. It is a single pass over the bytes with no
+// allocation on success (see BenchmarkDecodeRideFacts).
+func DecodeRideFacts(data []byte, eventTimeField string) (RideFacts, error) {
+	var f RideFacts
+	s := scanner{data: data}
+	var fieldErr *InvalidRideError
+	fail := func(field, reason string) {
+		if fieldErr == nil {
+			fieldErr = &InvalidRideError{Field: field, Reason: reason}
+		}
+	}
+	syntax := func() (RideFacts, error) {
+		return RideFacts{}, &InvalidRideError{Reason: ReasonNotJSON, Offset: s.pos}
+	}
+
+	switch s.peek() {
+	case 0:
+		return RideFacts{}, &InvalidRideError{Reason: ReasonEmpty}
+	case '{':
+		s.pos++
+	default:
+		if s.skipValue(0) && s.peek() == 0 {
+			return RideFacts{}, &InvalidRideError{Reason: ReasonNotObject}
+		}
+		return syntax()
+	}
+
+	var seen uint
+	var keyBuf [64]byte
+	if !s.consume('}') {
+		for {
+			if s.peek() != '"' {
+				return syntax()
+			}
+			raw, escaped, ok := s.readString()
+			if !ok {
+				return syntax()
+			}
+			key := raw
+			if escaped {
+				key = unescapeASCII(raw, keyBuf[:])
+			}
+			if !s.consume(':') {
+				return syntax()
+			}
+			s.skipSpace()
+
+			var want uint
+			if eventTimeField == "" {
+				if string(key) == "lpep_dropoff_datetime" || string(key) == "tpep_dropoff_datetime" {
+					want |= needEvent
+				}
+			} else if string(key) == eventTimeField {
+				want |= needEvent
+			}
+			isPassengers := false
+			switch string(key) {
+			case "lpep_pickup_datetime", "tpep_pickup_datetime":
+				want |= needPickup
+			case "PULocationID":
+				want |= needPU
+			case "passenger_count":
+				isPassengers = true
+			case "trip_distance":
+				want |= needDistance
+			case "fare_amount":
+				want |= needFare
+			case "tip_amount":
+				want |= needTip
+			case "total_amount":
+				want |= needTotal
+			}
+
+			if want == 0 && !isPassengers {
+				if !s.skipValue(0) {
+					return syntax()
+				}
+			} else {
+				kind, text, _, ok := s.readFieldValue()
+				if !ok {
+					return syntax()
+				}
+				seen |= want
+				switch {
+				case kind == valueNull && isPassengers:
+					f.PassengerCount = NullInt{}
+				case kind == valueNull:
+					fail(fieldName(key), ReasonNull)
+				case kind != valueNumber:
+					fail(fieldName(key), ReasonNotNumber)
+				case want&(needDistance|needFare|needTip|needTotal) != 0:
+					v, err := fixed2(text)
+					if err == ErrNotNumber {
+						s.pos -= len(text)
+						return syntax()
+					}
+					if want == needDistance {
+						switch {
+						case err != nil || v >= MaxDistanceHundredths:
+							fail(fieldName(key), ReasonOutOfRange)
+						case v < 0:
+							fail(fieldName(key), ReasonNegative)
+						}
+						f.DistanceHundredths = v
+						break
+					}
+					if err != nil || v >= MaxMoneyCents || v <= -MaxMoneyCents {
+						fail(fieldName(key), ReasonOutOfRange)
+					}
+					switch want {
+					case needFare:
+						f.FareCents = v
+					case needTip:
+						f.TipCents = v
+					default:
+						f.TotalCents = v
+					}
+				default: // integer fields: timestamps, PULocationID, passenger_count
+					v, err := integer(text)
+					if err == ErrNotNumber {
+						s.pos -= len(text)
+						return syntax()
+					}
+					if want&(needEvent|needPickup) != 0 {
+						if reason := timestampReason(v, err); reason != "" {
+							fail(fieldName(key), reason)
+						}
+						if want&needEvent != 0 {
+							f.EventMs = v
+						}
+						if want&needPickup != 0 {
+							f.PickupMs = v
+						}
+					}
+					switch {
+					case want&needPU != 0:
+						if reason := boundedReason(v, err, 1, MaxLocationID); reason != "" {
+							fail(fieldName(key), reason)
+						}
+						f.PULocationID = int32(v)
+					case isPassengers:
+						if reason := boundedReason(v, err, 0, MaxPassengerCount); reason != "" {
+							fail(fieldName(key), reason)
+						}
+						f.PassengerCount = NullInt{V: v, Valid: true}
+					}
+				}
+			}
+
+			if s.consume('}') {
+				break
+			}
+			if !s.consume(',') {
+				return syntax()
+			}
+		}
+	}
+	if s.peek() != 0 {
+		return syntax()
+	}
+	if fieldErr != nil {
+		return RideFacts{}, fieldErr
+	}
+	if seen != needAll {
+		return RideFacts{}, &InvalidRideError{Field: missingField(seen, eventTimeField), Reason: ReasonMissing}
+	}
+	return f, nil
+}
+
+// fieldName turns a key into the error's field name (allocates; error path only).
+func fieldName(key []byte) string { return string(key) }
+
+func missingField(seen uint, eventTimeField string) string {
+	switch {
+	case seen&needEvent == 0:
+		if eventTimeField == "" {
+			return DefaultEventTimeField
+		}
+		return eventTimeField
+	case seen&needPickup == 0:
+		return "lpep_pickup_datetime"
+	case seen&needPU == 0:
+		return "PULocationID"
+	case seen&needDistance == 0:
+		return "trip_distance"
+	case seen&needFare == 0:
+		return "fare_amount"
+	case seen&needTip == 0:
+		return "tip_amount"
+	default:
+		return "total_amount"
+	}
+}
+
+func timestampReason(v int64, err error) string {
+	switch {
+	case err == ErrNotInteger:
+		return ReasonNotInteger
+	case err != nil || v < MinTimestampMs || v >= MaxTimestampMs:
+		return ReasonTimeRange
+	}
+	return ""
+}
+
+func boundedReason(v int64, err error, lo, hi int64) string {
+	switch {
+	case err == ErrNotInteger:
+		return ReasonNotInteger
+	case err != nil || v > hi:
+		return ReasonOutOfRange
+	case v < lo && v < 0:
+		return ReasonNegative
+	case v < lo:
+		return ReasonOutOfRange
+	}
+	return ""
+}

@@ -1,0 +1,528 @@
+// Package eos runs a goka processor with Kafka Streams-style commits: every
+// CommitInterval, with all callbacks paused and their outputs acknowledged, the
+// processor's buffered output is flushed and the input offsets are committed.
+//
+// In ExactlyOnce mode (the default) everything an instance writes between two
+// commits (goka's emits and table changelog writes, the flushed buffers) and the
+// input offsets (with KIP-447 consumer-group metadata, so zombies are fenced) go into
+// one Kafka transaction. A read_committed consumer sees each input's effects once.
+// In AtLeastOnce mode the same commit cycle runs without a transaction: a crash
+// between flush and offset commit repeats work.
+//
+// It works through goka's public options only (WithProducerBuilder,
+// WithConsumerGroupBuilder, WithConsumerSaramaBuilder, WithTopicManagerBuilder):
+// goka itself is at-least-once.
+package eos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// Mode is the processing guarantee.
+type Mode string
+
+const (
+	// ExactlyOnce commits outputs, state changelog and input offsets in one Kafka
+	// transaction (Kafka Streams' processing.guarantee=exactly_once_v2).
+	ExactlyOnce Mode = "exactly_once"
+	// AtLeastOnce commits offsets after outputs are acknowledged, without
+	// transactions (Kafka Streams' processing.guarantee=at_least_once).
+	AtLeastOnce Mode = "at_least_once"
+)
+
+// ParseMode accepts exactly_once / exactly-once / eos and at_least_once / at-least-once / alos.
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "exactly_once", "exactly-once", "eos":
+		return ExactlyOnce, nil
+	case "at_least_once", "at-least-once", "alos":
+		return AtLeastOnce, nil
+	}
+	return "", fmt.Errorf("guarantee %q: want exactly_once or at_least_once", s)
+}
+
+// Config configures a Runtime.
+type Config struct {
+	// Brokers are the bootstrap servers.
+	Brokers []string
+	// Group is the goka group (consumer group id).
+	Group string
+	// Mode is the processing guarantee. Default ExactlyOnce.
+	Mode Mode
+	// CommitInterval is how often offsets are committed (Kafka Streams'
+	// commit.interval.ms; 100 ms is its default under exactly-once). Default 100ms.
+	CommitInterval time.Duration
+	// TransactionalID identifies this instance's producer (ExactlyOnce only). Keep it
+	// stable across restarts of the same instance: the restarted producer then fences
+	// its predecessor and aborts its open transaction at once, instead of readers
+	// waiting TransactionTimeout. Required in ExactlyOnce mode.
+	TransactionalID string
+	// TransactionTimeout bounds how long a crashed instance's open transaction can
+	// hold back read_committed readers (transaction.timeout.ms). Default 10s.
+	TransactionTimeout time.Duration
+	// MarkTimeout bounds how long a commit waits for goka to finish the messages whose
+	// callbacks have run. Default 30s.
+	MarkTimeout time.Duration
+	// Sarama returns a base client config (version, TLS/SASL, client id); the runtime
+	// sets the producer and consumer fields it depends on. Default: a config for
+	// Kafka 4.1.
+	Sarama func() *sarama.Config
+	// Logger for commit failures and session changes. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c *Config) validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("eos: no brokers configured")
+	}
+	if c.Group == "" {
+		return errors.New("eos: group is required")
+	}
+	if c.Mode == "" {
+		c.Mode = ExactlyOnce
+	}
+	if c.Mode != ExactlyOnce && c.Mode != AtLeastOnce {
+		return fmt.Errorf("eos: unknown mode %q", c.Mode)
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = 100 * time.Millisecond
+	}
+	if c.Mode == ExactlyOnce && c.TransactionalID == "" {
+		return errors.New("eos: exactly-once needs a TransactionalID (stable per instance)")
+	}
+	if c.TransactionTimeout <= 0 {
+		c.TransactionTimeout = 10 * time.Second
+	}
+	if c.MarkTimeout <= 0 {
+		c.MarkTimeout = 30 * time.Second
+	}
+	if c.Sarama == nil {
+		c.Sarama = DefaultSaramaConfig
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// DefaultSaramaConfig is a client config for Kafka 4.1 brokers.
+func DefaultSaramaConfig() *sarama.Config {
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V4_1_0_0
+	cfg.ClientID = "taxi-stream"
+	return cfg
+}
+
+// Hooks let the processor's own state take part in the commit cycle. All hooks
+// run with every callback of the runtime paused.
+type Hooks struct {
+	// Assigned is called when a consumer-group generation starts, before any
+	// callback of it, with the claimed input partitions and the metadata committed
+	// with each one's offset ("" when none).
+	Assigned func(ctx context.Context, claims map[string][]int32, metadata map[TopicPartition]string) error
+	// Flush writes what the processor has buffered since the last commit (send is
+	// asynchronous; the commit waits for the acknowledgements) and returns metadata
+	// to commit with each input partition's offset (partitions not in the map commit
+	// with "").
+	Flush func(send func(*sarama.ProducerMessage)) (map[TopicPartition]string, error)
+	// Revoked is called after the generation's last commit: drop per-partition state.
+	Revoked func()
+	// Committed is called after each successful commit.
+	Committed func(CommitStats)
+}
+
+// TopicPartition names an input partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// CommitStats describes one commit.
+type CommitStats struct {
+	Duration time.Duration // barrier taken -> committed
+	Offsets  int           // partitions whose offsets were committed
+}
+
+// Runtime owns one instance's producer and commit cycle for one goka processor.
+type Runtime struct {
+	cfg   Config
+	hooks Hooks
+	prod  *producer
+
+	// barrier: callbacks hold it shared, a commit holds it exclusively.
+	barrier sync.RWMutex
+
+	mu       sync.Mutex
+	progress *sync.Cond // signalled when goka marks an offset
+	sess     *session
+	started   map[topicPartition]int64 // next offset after the last callback started
+	committed map[topicPartition]int64 // offsets committed in this generation
+	lastSent  int64                    // producer sends counted at the last commit
+
+	commitNow    chan struct{}
+	commits      atomic.Int64
+	aborts       atomic.Int64
+	txnOpen      bool
+	consumerBase func(clientID string) *sarama.Config
+}
+
+// New creates the runtime and its producer (in ExactlyOnce mode this registers the
+// transactional id, fencing any earlier producer with the same id, and begins the
+// first transaction).
+func New(cfg Config, hooks Hooks) (*Runtime, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	r := &Runtime{cfg: cfg, hooks: hooks, started: map[topicPartition]int64{}, commitNow: make(chan struct{}, 1)}
+	r.progress = sync.NewCond(&r.mu)
+
+	pcfg := cfg.Sarama()
+	pcfg.Producer.RequiredAcks = sarama.WaitForAll // durability: every in-sync replica
+	pcfg.Producer.Idempotent = true                // no duplicates from retries
+	pcfg.Net.MaxOpenRequests = 1                   // required by Sarama for idempotence
+	pcfg.Producer.Return.Successes = true
+	pcfg.Producer.Return.Errors = true
+	pcfg.Producer.Retry.Max = 10
+	pcfg.Producer.Retry.Backoff = 100 * time.Millisecond
+	pcfg.Producer.Partitioner = sarama.NewCustomHashPartitioner(goka.DefaultHasher())
+	// Commits wait for acknowledgements: a long linger would add to every commit.
+	pcfg.Producer.Flush.Frequency = time.Millisecond
+	pcfg.Producer.Flush.Bytes = 256 << 10
+	pcfg.Producer.Compression = sarama.CompressionLZ4
+	if cfg.Mode == ExactlyOnce {
+		pcfg.Producer.Transaction.ID = cfg.TransactionalID
+		pcfg.Producer.Transaction.Timeout = cfg.TransactionTimeout
+		pcfg.Producer.Transaction.Retry.Max = 20
+		pcfg.Producer.Transaction.Retry.Backoff = 100 * time.Millisecond
+	}
+	ap, err := sarama.NewAsyncProducer(cfg.Brokers, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("eos: create producer for group %s: %w", cfg.Group, err)
+	}
+	r.prod = newProducer(ap)
+	if cfg.Mode == ExactlyOnce {
+		if err := ap.BeginTxn(); err != nil {
+			r.prod.close()
+			return nil, fmt.Errorf("eos: begin transaction (%s): %w", cfg.TransactionalID, err)
+		}
+		r.txnOpen = true
+	}
+	r.consumerBase = func(clientID string) *sarama.Config {
+		c := cfg.Sarama()
+		if clientID != "" {
+			c.ClientID = clientID
+		}
+		// Never read what an aborted transaction wrote; and fetch committed offsets
+		// only when no transaction holds them pending (RequireStable).
+		c.Consumer.IsolationLevel = sarama.ReadCommitted
+		c.Consumer.Offsets.Initial = sarama.OffsetOldest
+		c.Consumer.Offsets.AutoCommit.Enable = false // the runtime commits
+		c.Consumer.MaxWaitTime = 50 * time.Millisecond
+		c.Consumer.Return.Errors = true
+		c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+		return c
+	}
+	return r, nil
+}
+
+// ConsumerConfig returns the consumer configuration the runtime uses (read_committed).
+func (r *Runtime) ConsumerConfig() *sarama.Config { return r.consumerBase("") }
+
+// ProcessorOptions wire goka to the runtime's producer, consumer group and
+// read_committed consumers.
+func (r *Runtime) ProcessorOptions() []goka.ProcessorOption {
+	return []goka.ProcessorOption{
+		goka.WithProducerBuilder(func([]string, string, func() hash.Hash32) (goka.Producer, error) {
+			return r.prod, nil
+		}),
+		goka.WithConsumerGroupBuilder(func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
+			cfg := r.consumerBase(clientID)
+			cg, err := sarama.NewConsumerGroup(brokers, group, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return &consumerGroup{ConsumerGroup: cg, rt: r}, nil
+		}),
+		goka.WithConsumerSaramaBuilder(func(brokers []string, clientID string) (sarama.Consumer, error) {
+			return sarama.NewConsumer(brokers, r.consumerBase(clientID))
+		}),
+		goka.WithTopicManagerBuilder(func(brokers []string) (goka.TopicManager, error) {
+			return NewTopicManager(brokers, r.consumerBase(""))
+		}),
+	}
+}
+
+// Wrap makes a goka callback take part in the commit barrier. Every callback of a
+// processor run by this runtime must be wrapped.
+func (r *Runtime) Wrap(cb goka.ProcessCallback) goka.ProcessCallback {
+	return func(ctx goka.Context, msg any) {
+		r.barrier.RLock()
+		defer r.barrier.RUnlock()
+		tp := topicPartition{string(ctx.Topic()), ctx.Partition()}
+		r.mu.Lock()
+		r.started[tp] = ctx.Offset() + 1
+		r.mu.Unlock()
+		cb(ctx, msg)
+	}
+}
+
+// RequestCommit asks for a commit as soon as possible (e.g. when a window can
+// close), instead of at the next interval.
+func (r *Runtime) RequestCommit() {
+	select {
+	case r.commitNow <- struct{}{}:
+	default:
+	}
+}
+
+// Commits and Aborts count the transactions (or offset commits) so far.
+func (r *Runtime) Commits() int64 { return r.commits.Load() }
+
+// Aborts counts aborted transactions.
+func (r *Runtime) Aborts() int64 { return r.aborts.Load() }
+
+// Run runs proc and the commit cycle until ctx ends or either fails. On return the
+// last generation has been committed (or aborted on failure) and the producer is
+// closed. A commit failure is returned: the caller should build a new runtime and
+// processor, which resume from the last commit.
+func (r *Runtime) Run(ctx context.Context, proc *goka.Processor) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	procDone := make(chan error, 1)
+	go func() { procDone <- proc.Run(ctx) }()
+
+	tick := time.NewTicker(r.cfg.CommitInterval)
+	defer tick.Stop()
+	var runErr error
+loop:
+	for {
+		select {
+		case <-tick.C:
+		case <-r.commitNow:
+		case err := <-procDone:
+			runErr = err
+			procDone = nil
+			break loop
+		}
+		if err := r.commit(ctx); err != nil {
+			runErr = err
+			break loop
+		}
+	}
+	cancel()
+	if procDone != nil {
+		if err := <-procDone; runErr == nil {
+			runErr = err
+		}
+	}
+	if r.cfg.Mode == ExactlyOnce && r.txnOpen {
+		// Whatever was not committed by the last session end is abandoned.
+		_ = r.prod.ap.AbortTxn()
+	}
+	if err := r.prod.close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("eos: close producer: %w", err)
+	}
+	if errors.Is(runErr, context.Canceled) {
+		runErr = nil
+	}
+	return runErr
+}
+
+func (r *Runtime) sessionStarted(s *session) error {
+	claims := s.Claims()
+	meta, err := FetchCommittedMetadata(s.Context(), r.cfg.Brokers, r.consumerBase(""), r.cfg.Group, claims)
+	if err != nil {
+		return fmt.Errorf("eos: read committed offsets of %s: %w", r.cfg.Group, err)
+	}
+	r.barrier.Lock()
+	defer r.barrier.Unlock()
+	r.mu.Lock()
+	r.sess = s
+	r.started = map[topicPartition]int64{}
+	r.committed = map[topicPartition]int64{}
+	r.mu.Unlock()
+	r.cfg.Logger.Info("generation started", "group", r.cfg.Group, "generation", s.GenerationID(), "claims", claims)
+	if r.hooks.Assigned != nil {
+		return r.hooks.Assigned(s.Context(), claims, meta)
+	}
+	return nil
+}
+
+func (r *Runtime) currentSession(s sarama.ConsumerGroupSession) sarama.ConsumerGroupSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sess != nil && r.sess.ConsumerGroupSession == s {
+		return r.sess
+	}
+	return s
+}
+
+// sessionEnding commits what the ending generation did, then drops its state.
+func (r *Runtime) sessionEnding(s sarama.ConsumerGroupSession) error {
+	err := r.commit(context.Background())
+	r.barrier.Lock()
+	if r.hooks.Revoked != nil {
+		r.hooks.Revoked()
+	}
+	r.mu.Lock()
+	r.sess = nil
+	r.mu.Unlock()
+	r.barrier.Unlock()
+	if err != nil {
+		return err
+	}
+	r.cfg.Logger.Info("generation ended", "group", r.cfg.Group, "generation", s.GenerationID())
+	return nil
+}
+
+// commit runs one commit cycle.
+func (r *Runtime) commit(ctx context.Context) error {
+	r.barrier.Lock()
+	defer r.barrier.Unlock()
+	start := time.Now()
+	r.mu.Lock()
+	s := r.sess
+	r.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	if err := r.waitMarked(ctx, s); err != nil {
+		return r.fail(err)
+	}
+	var meta map[TopicPartition]string
+	if r.hooks.Flush != nil {
+		var err error
+		meta, err = r.hooks.Flush(func(m *sarama.ProducerMessage) { r.prod.send(m, nil) })
+		if err != nil {
+			return r.fail(fmt.Errorf("flush: %w", err))
+		}
+	}
+	if err := r.prod.waitAcked(); err != nil {
+		return r.fail(err)
+	}
+	marks := s.snapshotMarks()
+	for tp, off := range marks {
+		if r.committed[tp] >= off {
+			delete(marks, tp) // unchanged since the last commit
+		}
+	}
+	if len(marks) == 0 && r.prod.sentCount() == r.lastSent {
+		return nil // nothing happened since the last commit
+	}
+	offsets := map[string][]*sarama.PartitionOffsetMetadata{}
+	keys := make([]topicPartition, 0, len(marks))
+	for tp := range marks {
+		keys = append(keys, tp)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].topic != keys[j].topic {
+			return keys[i].topic < keys[j].topic
+		}
+		return keys[i].partition < keys[j].partition
+	})
+	for _, tp := range keys {
+		md := meta[TopicPartition{tp.topic, tp.partition}]
+		offsets[tp.topic] = append(offsets[tp.topic], &sarama.PartitionOffsetMetadata{
+			Partition: tp.partition, Offset: marks[tp], Metadata: &md, LeaderEpoch: -1,
+		})
+	}
+	switch r.cfg.Mode {
+	case ExactlyOnce:
+		if len(offsets) > 0 {
+			gm := &sarama.ConsumerGroupMetadata{GroupID: r.cfg.Group, GenerationID: s.GenerationID(), MemberID: s.MemberID()}
+			if err := r.prod.ap.AddOffsetsToTxnWithGroupMetadata(offsets, gm); err != nil {
+				return r.fail(fmt.Errorf("add offsets to transaction: %w", err))
+			}
+		}
+		if err := r.prod.ap.CommitTxn(); err != nil {
+			return r.fail(fmt.Errorf("commit transaction: %w", err))
+		}
+		r.txnOpen = false
+		if err := r.prod.ap.BeginTxn(); err != nil {
+			return r.fail(fmt.Errorf("begin transaction: %w", err))
+		}
+		r.txnOpen = true
+	case AtLeastOnce:
+		for _, tp := range keys {
+			s.ConsumerGroupSession.MarkOffset(tp.topic, tp.partition, marks[tp], meta[TopicPartition{tp.topic, tp.partition}])
+		}
+		s.ConsumerGroupSession.Commit()
+	}
+	for tp, off := range marks {
+		r.committed[tp] = off
+	}
+	r.lastSent = r.prod.sentCount()
+	r.commits.Add(1)
+	if r.hooks.Committed != nil {
+		r.hooks.Committed(CommitStats{Duration: time.Since(start), Offsets: len(offsets)})
+	}
+	return nil
+}
+
+// fail aborts the open transaction (ExactlyOnce) and returns err: the caller stops
+// the processor, whose replacement resumes from the last commit.
+func (r *Runtime) fail(err error) error {
+	if r.cfg.Mode == ExactlyOnce && r.txnOpen {
+		r.aborts.Add(1)
+		if aerr := r.prod.ap.AbortTxn(); aerr == nil {
+			r.txnOpen = false
+		} else {
+			r.cfg.Logger.Warn("abort transaction failed", "group", r.cfg.Group, "err", aerr)
+		}
+	}
+	r.cfg.Logger.Error("commit failed; the processor stops and resumes from the last commit", "group", r.cfg.Group, "err", err)
+	return fmt.Errorf("eos: group %s: %w", r.cfg.Group, err)
+}
+
+// waitMarked waits until goka has marked every message whose callback started
+// (goka marks a message once all its emits are acknowledged).
+func (r *Runtime) waitMarked(ctx context.Context, s *session) error {
+	deadline := time.Now().Add(r.cfg.MarkTimeout)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // wake the waiter periodically to check ctx and the deadline
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				r.mu.Lock()
+				r.progress.Broadcast()
+				r.mu.Unlock()
+			}
+		}
+	}()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		pending := 0
+		for tp, next := range r.started {
+			if !s.markedAtLeast(tp, next) {
+				pending++
+			}
+		}
+		if pending == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d partitions have processed messages that goka did not finish within %s", pending, r.cfg.MarkTimeout)
+		}
+		if ctx.Err() != nil && s.Context().Err() != nil {
+			return fmt.Errorf("waiting for goka to finish messages: %w", ctx.Err())
+		}
+		r.progress.Wait()
+	}
+}

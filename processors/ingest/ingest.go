@@ -1,0 +1,354 @@
+// Package ingest is the first stage of the topology: it reads rides (and the
+// producer's watermark markers) from the rides topic, sends what it cannot parse to
+// the dead-letter topic, joins each ride's pickup zone to its borough, applies the
+// watermark rule (late rides go whole to the late topic), and adds on-time rides
+// into an in-memory partial aggregate per (window, borough).
+//
+// At every commit (eos.Hooks.Flush) each input partition's partial sums and its
+// watermark are sent to the windows stage's repartition topic, and the partition's
+// watermark tracker is committed as the metadata of its input offset, in the same
+// transaction. The stage keeps no other state: after a crash it resumes from the
+// committed offset with the committed tracker, so its decisions are the same.
+package ingest
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+
+	"github.com/taxi-stream/taxi-stream/codecs"
+	"github.com/taxi-stream/taxi-stream/processors/aggregate"
+	"github.com/taxi-stream/taxi-stream/processors/eos"
+	"github.com/taxi-stream/taxi-stream/processors/watermark"
+	"github.com/taxi-stream/taxi-stream/processors/window"
+)
+
+// UnknownBorough is the borough of a ride whose PULocationID is not in the zone table.
+const UnknownBorough = "Unknown"
+
+// Config configures the stage.
+type Config struct {
+	RidesTopic   string
+	ZonesTable   goka.Table
+	LateTopic    goka.Stream
+	DeadTopic    goka.Stream
+	WindowsTopic string
+	// WindowsPartitions is the partition count of WindowsTopic (and of the windows stage).
+	WindowsPartitions int
+	Window            window.Spec
+	Watermark         watermark.Config
+	// EventTimeField is the ride field that holds the event time ("" = dropoff time).
+	EventTimeField string
+	Logger         *slog.Logger
+}
+
+// Counters are the stage's running totals over all partitions this instance ran.
+type Counters struct {
+	In      atomic.Int64 // ride messages read (markers excluded)
+	OnTime  atomic.Int64 // rides added to a window
+	Late    atomic.Int64 // rides sent to the late topic
+	Dead    atomic.Int64 // messages sent to the dead-letter topic
+	Markers atomic.Int64 // watermark markers read
+}
+
+// Stage is the ingest stage of one instance.
+type Stage struct {
+	cfg        Config
+	committer  interface{ RequestCommit() }
+	windowKeys []string
+	Counters   Counters
+
+	mu    sync.Mutex // guards parts; each partition's state is used by one goroutine at a time
+	parts map[int32]*partitionState
+
+	zoneCache sync.Map // raw zone record -> borough
+}
+
+type partitionState struct {
+	tracker  *watermark.Tracker
+	combiner aggregate.Combiner
+	windows  []window.Window // scratch
+	// the watermark last sent to the windows stage
+	sentWM    int64
+	sentHasWM bool
+}
+
+// New creates the stage. committer is asked for an early commit when a partition's
+// watermark passes a window end, so that results do not wait for the interval.
+func New(cfg Config, committer interface{ RequestCommit() }) (*Stage, error) {
+	if err := cfg.Window.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Watermark.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.WindowsPartitions <= 0 {
+		return nil, fmt.Errorf("ingest: windows partitions must be > 0, not %d", cfg.WindowsPartitions)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Stage{
+		cfg:        cfg,
+		committer:  committer,
+		windowKeys: PartitionKeys(cfg.WindowsPartitions),
+		parts:      map[int32]*partitionState{},
+	}, nil
+}
+
+func (s *Stage) partition(p int32) *partitionState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.parts[p]
+	if st == nil {
+		// Not assigned through Assigned (e.g. goka's tester): start empty.
+		st = &partitionState{tracker: watermark.MustNew(s.cfg.Watermark)}
+		s.parts[p] = st
+	}
+	return st
+}
+
+// Process is the goka callback for the rides topic.
+func (s *Stage) Process(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	st := s.partition(ctx.Partition())
+	if string(ctx.Headers()[codecs.HeaderKind]) == codecs.KindWatermark {
+		m, err := codecs.DecodeMarker(raw)
+		if err != nil {
+			s.dead(ctx, raw, "bad watermark marker: "+err.Error())
+			return
+		}
+		s.Counters.Markers.Add(1)
+		st.tracker.ObserveMarker(m.WatermarkMs, m.Final)
+		s.maybeRequestCommit(st)
+		return
+	}
+	s.Counters.In.Add(1)
+	facts, err := codecs.DecodeRideFacts(raw, s.cfg.EventTimeField)
+	if err != nil {
+		s.dead(ctx, raw, err.Error())
+		return
+	}
+	first := s.cfg.Window.Earliest(facts.EventMs)
+	if wm, ok := st.tracker.Watermark(); ok && first.EndMs <= wm {
+		s.Counters.Late.Add(1)
+		ctx.Emit(s.cfg.LateTopic, ctx.Key(), raw, goka.WithCtxEmitHeaders(inputHeaders(ctx, goka.Headers{
+			codecs.HeaderLateWatermark: []byte(strconv.FormatInt(wm, 10)),
+			codecs.HeaderLateWindowEnd: []byte(strconv.FormatInt(first.EndMs, 10)),
+		})))
+		st.tracker.ObserveEvent(facts.EventMs)
+		return
+	}
+	ride := aggregate.Ride{
+		EventMs:            facts.EventMs,
+		PassengerCount:     facts.PassengerCount.V,
+		HasPassengerCount:  facts.PassengerCount.Valid,
+		DistanceHundredths: facts.DistanceHundredths,
+		TipCents:           facts.TipCents,
+		FareCents:          facts.FareCents,
+		TotalCents:         facts.TotalCents,
+	}
+	borough := s.borough(ctx, facts.PULocationID)
+	st.windows = s.cfg.Window.Windows(facts.EventMs, st.windows[:0])
+	for _, w := range st.windows {
+		st.combiner.Add(w, borough, ride)
+	}
+	s.Counters.OnTime.Add(1)
+	st.tracker.ObserveEvent(facts.EventMs)
+	s.maybeRequestCommit(st)
+}
+
+// borough joins a pickup zone to its borough through the zones lookup table (a goka
+// view of every partition, updated live). The table is read as raw bytes and
+// decoded here, so that a malformed zone record makes its rides count as Unknown
+// (and is logged once) instead of stopping the processor.
+func (s *Stage) borough(ctx goka.Context, id int32) string {
+	raw, _ := ctx.Lookup(s.cfg.ZonesTable, zoneKey(id)).([]byte)
+	if len(raw) == 0 {
+		return UnknownBorough
+	}
+	if b, ok := s.zoneCache.Load(string(raw)); ok { // no allocation for the lookup
+		return b.(string)
+	}
+	borough := UnknownBorough
+	if z, err := codecs.DecodeZone(raw); err != nil {
+		s.cfg.Logger.Warn("malformed zone record; its rides count as Unknown", "location_id", id, "err", err)
+	} else if z.Borough != "" {
+		borough = z.Borough
+	}
+	s.zoneCache.Store(string(raw), borough)
+	return borough
+}
+
+// zoneKeys avoids formatting the common LocationIDs on every ride.
+var zoneKeys = func() [512]string {
+	var k [512]string
+	for i := range k {
+		k[i] = strconv.Itoa(i)
+	}
+	return k
+}()
+
+func zoneKey(id int32) string {
+	if id >= 0 && int(id) < len(zoneKeys) {
+		return zoneKeys[id]
+	}
+	return strconv.Itoa(int(id))
+}
+
+func (s *Stage) dead(ctx goka.Context, raw []byte, reason string) {
+	s.Counters.Dead.Add(1)
+	ctx.Emit(s.cfg.DeadTopic, ctx.Key(), raw, goka.WithCtxEmitHeaders(inputHeaders(ctx, goka.Headers{
+		codecs.HeaderDeadReason: []byte(reason),
+	})))
+}
+
+func inputHeaders(ctx goka.Context, h goka.Headers) goka.Headers {
+	h[codecs.HeaderInputTopic] = []byte(ctx.Topic())
+	h[codecs.HeaderInputPartition] = []byte(strconv.Itoa(int(ctx.Partition())))
+	h[codecs.HeaderInputOffset] = []byte(strconv.FormatInt(ctx.Offset(), 10))
+	return h
+}
+
+// maybeRequestCommit asks for an early commit when the watermark has passed a
+// window end since the last flush: a window may close now.
+func (s *Stage) maybeRequestCommit(st *partitionState) {
+	wm, ok := st.tracker.Watermark()
+	if !ok {
+		return
+	}
+	slide := s.cfg.Window.Slide.Milliseconds()
+	if !st.sentHasWM || floorDiv(wm, slide) > floorDiv(st.sentWM, slide) {
+		s.committer.RequestCommit()
+	}
+}
+
+func floorDiv(a, b int64) int64 {
+	if a == watermark.Closed {
+		return a
+	}
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// Hooks returns the commit-cycle hooks of this stage.
+func (s *Stage) Hooks() eos.Hooks {
+	return eos.Hooks{Assigned: s.assigned, Flush: s.flush, Revoked: s.revoked}
+}
+
+// metadataPrefix versions the offset metadata format.
+const metadataPrefix = "wm1:"
+
+func (s *Stage) assigned(_ context.Context, claims map[string][]int32, meta map[eos.TopicPartition]string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.parts = map[int32]*partitionState{}
+	for _, p := range claims[s.cfg.RidesTopic] {
+		tr := watermark.MustNew(s.cfg.Watermark)
+		if md := meta[eos.TopicPartition{Topic: s.cfg.RidesTopic, Partition: p}]; md != "" {
+			if err := restoreTracker(tr, md); err != nil {
+				return fmt.Errorf("ingest: partition %d: committed watermark state: %w", p, err)
+			}
+		}
+		s.parts[p] = &partitionState{tracker: tr}
+		wm, ok := tr.Watermark()
+		s.cfg.Logger.Info("ingest partition assigned", "partition", p, "restored", meta[eos.TopicPartition{Topic: s.cfg.RidesTopic, Partition: p}] != "", "watermark", wm, "has_watermark", ok, "mode", tr.Mode().String())
+	}
+	return nil
+}
+
+func restoreTracker(tr *watermark.Tracker, md string) error {
+	if len(md) < len(metadataPrefix) || md[:len(metadataPrefix)] != metadataPrefix {
+		return errors.New("unknown metadata format")
+	}
+	snap, err := base64.RawStdEncoding.DecodeString(md[len(metadataPrefix):])
+	if err != nil {
+		return err
+	}
+	return tr.UnmarshalBinary(snap)
+}
+
+func (s *Stage) revoked() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.parts = map[int32]*partitionState{}
+}
+
+// flush sends every partition's partial sums and watermark to the windows stage and
+// returns the trackers to commit with the offsets.
+func (s *Stage) flush(send func(*sarama.ProducerMessage)) (map[eos.TopicPartition]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	meta := make(map[eos.TopicPartition]string, len(s.parts))
+	byWindowsPartition := make([][]aggregate.Entry, s.cfg.WindowsPartitions)
+	var entries []aggregate.Entry
+	for _, p := range slices.Sorted(mapsKeys(s.parts)) {
+		st := s.parts[p]
+		entries = st.combiner.Flush(entries[:0])
+		for q := range byWindowsPartition {
+			byWindowsPartition[q] = byWindowsPartition[q][:0]
+		}
+		for _, e := range entries {
+			q := WindowPartition(e.Window, s.cfg.Window, s.cfg.WindowsPartitions)
+			byWindowsPartition[q] = append(byWindowsPartition[q], e)
+		}
+		wm, hasWM := st.tracker.Watermark()
+		wmChanged := hasWM && (!st.sentHasWM || wm != st.sentWM)
+		for q, es := range byWindowsPartition {
+			if len(es) == 0 && !wmChanged {
+				continue
+			}
+			partial := aggregate.Partial{Partition: p, Watermark: wm, HasWatermark: hasWM, Entries: es}
+			value, err := partial.MarshalBinary()
+			if err != nil {
+				return nil, fmt.Errorf("encode partial of partition %d: %w", p, err)
+			}
+			send(&sarama.ProducerMessage{
+				Topic: s.cfg.WindowsTopic,
+				Key:   sarama.StringEncoder(s.windowKeys[q]),
+				Value: sarama.ByteEncoder(value),
+			})
+		}
+		st.sentWM, st.sentHasWM = wm, hasWM
+		snap, err := st.tracker.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("encode watermark state of partition %d: %w", p, err)
+		}
+		meta[eos.TopicPartition{Topic: s.cfg.RidesTopic, Partition: p}] = metadataPrefix + base64.RawStdEncoding.EncodeToString(snap)
+	}
+	return meta, nil
+}
+
+func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// Watermarks returns each assigned partition's watermark as of the last commit
+// (for metrics; safe to call at any time).
+func (s *Stage) Watermarks() map[int32]watermark.Mark {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[int32]watermark.Mark, len(s.parts))
+	for p, st := range s.parts {
+		out[p] = watermark.Mark{Ms: st.sentWM, OK: st.sentHasWM}
+	}
+	return out
+}

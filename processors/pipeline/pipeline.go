@@ -1,0 +1,363 @@
+// Package pipeline runs taxi-stream's two stages (ingest, windows) in one process:
+// it creates the topics the processor owns, builds each stage's goka processor on an
+// eos.Runtime, and restarts a stage from its last commit when it fails.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v4"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+
+	"github.com/taxi-stream/taxi-stream/processors/eos"
+	"github.com/taxi-stream/taxi-stream/processors/ingest"
+	"github.com/taxi-stream/taxi-stream/processors/windows"
+	"github.com/taxi-stream/taxi-stream/topology"
+)
+
+// Options configure a pipeline instance.
+type Options struct {
+	Brokers  []string
+	Topology topology.Config
+	// Guarantee is exactly_once (default) or at_least_once.
+	Guarantee eos.Mode
+	// CommitInterval: Kafka Streams' commit.interval.ms. Default 100ms.
+	CommitInterval time.Duration
+	// InstanceID names this instance; keep it stable across restarts (it makes the
+	// transactional ids, so a restart fences its predecessor at once). Required.
+	InstanceID string
+	// StateDir holds the windows stage's LevelDB. Required.
+	StateDir string
+	// Replication is the replication factor of topics the processor creates (-1: broker default).
+	Replication int16
+	// TopicWait bounds how long to wait for the rides topic to exist. Default 2 minutes.
+	TopicWait time.Duration
+	// Sarama returns a base client config (version, TLS/SASL). Default eos.DefaultSaramaConfig.
+	Sarama func() *sarama.Config
+	Logger *slog.Logger
+}
+
+func (o *Options) validate() error {
+	if len(o.Brokers) == 0 {
+		return errors.New("pipeline: no brokers configured")
+	}
+	if o.InstanceID == "" {
+		return errors.New("pipeline: instance id is required")
+	}
+	if o.StateDir == "" {
+		return errors.New("pipeline: state dir is required")
+	}
+	if o.Guarantee == "" {
+		o.Guarantee = eos.ExactlyOnce
+	}
+	if o.CommitInterval <= 0 {
+		o.CommitInterval = 100 * time.Millisecond
+	}
+	if o.Replication == 0 {
+		o.Replication = -1
+	}
+	if o.TopicWait <= 0 {
+		o.TopicWait = 2 * time.Minute
+	}
+	if o.Sarama == nil {
+		o.Sarama = eos.DefaultSaramaConfig
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Pipeline is a running instance; its counters feed metrics and tests.
+type Pipeline struct {
+	opts Options
+	cfg  topology.Config
+
+	mu      sync.Mutex
+	ingest  *ingest.Stage
+	windows *windows.Stage
+	ready   chan struct{}
+	once    sync.Once
+}
+
+// New validates the options.
+func New(opts Options) (*Pipeline, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	return &Pipeline{opts: opts, ready: make(chan struct{})}, nil
+}
+
+// Config returns the topology config in force (after Run has read the partition counts).
+func (p *Pipeline) Config() topology.Config { return p.cfg }
+
+// Ready is closed once both stages have started their first generation.
+func (p *Pipeline) Ready() <-chan struct{} { return p.ready }
+
+// Stages returns the current stage objects (nil before the first start).
+func (p *Pipeline) Stages() (*ingest.Stage, *windows.Stage) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ingest, p.windows
+}
+
+// Run runs both stages until ctx ends. A stage that fails is rebuilt and resumes
+// from its last commit, with exponential back-off.
+func (p *Pipeline) Run(ctx context.Context) error {
+	admin, err := sarama.NewClusterAdmin(p.opts.Brokers, p.opts.Sarama())
+	if err != nil {
+		return fmt.Errorf("connect to kafka %v: %w", p.opts.Brokers, err)
+	}
+	cfg := p.opts.Topology.WithDefaults()
+	cfg.IngestPartitions, err = p.waitForTopic(ctx, admin, cfg.Topics.Rides)
+	if err == nil {
+		_, err = p.waitForTopic(ctx, admin, cfg.Topics.Zones)
+	}
+	if err != nil {
+		admin.Close()
+		return err
+	}
+	cfg = topology.Config{
+		Topics: cfg.Topics, App: cfg.App, Window: cfg.Window, Watermark: cfg.Watermark,
+		EventTimeField: cfg.EventTimeField, IngestPartitions: cfg.IngestPartitions,
+		WindowsPartitions: p.opts.Topology.WindowsPartitions,
+	}.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		admin.Close()
+		return err
+	}
+	p.cfg = cfg
+	err = topology.EnsureTopics(admin, topology.ProcessorTopics(cfg), p.opts.Replication)
+	admin.Close()
+	if err != nil {
+		return err
+	}
+	p.opts.Logger.Info("pipeline starting", "instance", p.opts.InstanceID, "guarantee", p.opts.Guarantee,
+		"rides_partitions", cfg.IngestPartitions, "windows_partitions", cfg.WindowsPartitions,
+		"window", cfg.Window.Size.String(), "slide", cfg.Window.Slide.String(), "delay", cfg.Watermark.Delay.String())
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	var started sync.WaitGroup
+	started.Add(2)
+	for _, stage := range []func(context.Context, func()) error{p.runIngest, p.runWindows} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var once sync.Once
+			errs <- p.supervise(ctx, func(ctx context.Context) error {
+				return stage(ctx, func() { once.Do(started.Done) })
+			})
+		}()
+	}
+	go func() { started.Wait(); p.once.Do(func() { close(p.ready) }) }()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) waitForTopic(ctx context.Context, admin sarama.ClusterAdmin, topic string) (int, error) {
+	deadline := time.Now().Add(p.opts.TopicWait)
+	logged := false
+	for {
+		n, err := topology.Partitions(admin, topic)
+		if err == nil {
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("the input topic %s does not exist (waited %s); create it with the replay producer (taxi-replay): %w", topic, p.opts.TopicWait, err)
+		}
+		if !logged {
+			p.opts.Logger.Info("waiting for the input topic", "topic", topic)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// supervise runs run until ctx ends, restarting it after failures.
+func (p *Pipeline) supervise(ctx context.Context, run func(context.Context) error) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 200 * time.Millisecond
+	bo.MaxInterval = 10 * time.Second
+	bo.MaxElapsedTime = 0
+	for {
+		start := time.Now()
+		err := run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > time.Minute {
+			bo.Reset()
+		}
+		wait := bo.NextBackOff()
+		p.opts.Logger.Error("stage stopped; restarting from its last commit", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// committer forwards early-commit requests to the runtime built after the stage.
+type committer struct{ rt *eos.Runtime }
+
+func (c *committer) RequestCommit() {
+	if c.rt != nil {
+		c.rt.RequestCommit()
+	}
+}
+
+func (p *Pipeline) runtime(group goka.Group, hooks eos.Hooks) (*eos.Runtime, error) {
+	return eos.New(eos.Config{
+		Brokers:         p.opts.Brokers,
+		Group:           string(group),
+		Mode:            p.opts.Guarantee,
+		CommitInterval:  p.opts.CommitInterval,
+		TransactionalID: string(group) + "-" + p.opts.InstanceID,
+		Sarama:          p.opts.Sarama,
+		Logger:          p.opts.Logger.With("group", string(group)),
+	}, hooks)
+}
+
+func (p *Pipeline) runIngest(ctx context.Context, started func()) error {
+	c := &committer{}
+	stage, err := ingest.New(ingest.Config{
+		RidesTopic:        p.cfg.Topics.Rides,
+		ZonesTable:        goka.Table(p.cfg.Topics.Zones),
+		LateTopic:         goka.Stream(p.cfg.Topics.Late),
+		DeadTopic:         goka.Stream(p.cfg.Topics.Dead),
+		WindowsTopic:      p.cfg.Topics.Windows,
+		WindowsPartitions: p.cfg.WindowsPartitions,
+		Window:            p.cfg.Window,
+		Watermark:         p.cfg.Watermark,
+		EventTimeField:    p.cfg.EventTimeField,
+		Logger:            p.opts.Logger.With("stage", "ingest"),
+	}, c)
+	if err != nil {
+		return err
+	}
+	hooks := stage.Hooks()
+	assigned := hooks.Assigned
+	hooks.Assigned = func(ctx context.Context, claims map[string][]int32, md map[eos.TopicPartition]string) error {
+		err := assigned(ctx, claims, md)
+		started()
+		return err
+	}
+	rt, err := p.runtime(p.cfg.IngestGroup(), hooks)
+	if err != nil {
+		return err
+	}
+	c.rt = rt
+	proc, err := goka.NewProcessor(p.opts.Brokers, topology.IngestGraph(p.cfg, rt.Wrap(stage.Process)),
+		append(rt.ProcessorOptions(),
+			goka.WithStorageBuilder(storage.MemoryBuilder()), // only the small zones lookup
+			goka.WithClientID("taxi-stream-ingest-"+p.opts.InstanceID),
+			goka.WithLogger(gokaLogger{p.opts.Logger.With("stage", "ingest")}),
+		)...)
+	if err != nil {
+		return fmt.Errorf("ingest processor: %w", err)
+	}
+	p.mu.Lock()
+	p.ingest = stage
+	p.mu.Unlock()
+	return rt.Run(ctx, proc)
+}
+
+// cleanMarker in the windows state dir says the LevelDB holds exactly what the last
+// committed transaction left: written after a clean stop, removed at start. Without
+// it the LevelDB may hold writes of an aborted transaction and is rebuilt from the
+// committed changelog (Kafka Streams does the same with its .checkpoint file).
+const cleanMarker = "CLEAN"
+
+func (p *Pipeline) runWindows(ctx context.Context, started func()) error {
+	c := &committer{}
+	stage, err := windows.New(windows.Config{
+		ResultsTopic:     goka.Stream(p.cfg.Topics.Results),
+		IngestPartitions: p.cfg.IngestPartitions,
+		Logger:           p.opts.Logger.With("stage", "windows"),
+	}, c)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(p.opts.StateDir, string(p.cfg.WindowsGroup()))
+	if err := prepareStateDir(dir, p.opts.Logger); err != nil {
+		return err
+	}
+	rt, err := p.runtime(p.cfg.WindowsGroup(), eos.Hooks{
+		Assigned: func(context.Context, map[string][]int32, map[eos.TopicPartition]string) error {
+			started()
+			return nil
+		},
+		Revoked: stage.Forget,
+	})
+	if err != nil {
+		return err
+	}
+	c.rt = rt
+	proc, err := goka.NewProcessor(p.opts.Brokers, topology.WindowsGraph(p.cfg, rt.Wrap(stage.Process)),
+		append(rt.ProcessorOptions(),
+			goka.WithStorageBuilder(storage.DefaultBuilder(dir)),
+			goka.WithClientID("taxi-stream-windows-"+p.opts.InstanceID),
+			goka.WithLogger(gokaLogger{p.opts.Logger.With("stage", "windows")}),
+		)...)
+	if err != nil {
+		return fmt.Errorf("windows processor: %w", err)
+	}
+	p.mu.Lock()
+	p.windows = stage
+	p.mu.Unlock()
+	runErr := rt.Run(ctx, proc)
+	if runErr == nil {
+		// The last generation ended with a successful commit: the LevelDB is exact.
+		if err := os.WriteFile(filepath.Join(dir, cleanMarker), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+			p.opts.Logger.Warn("cannot mark the state dir clean; the next start restores from the changelog", "dir", dir, "err", err)
+		}
+	}
+	return runErr
+}
+
+// prepareStateDir keeps the LevelDB only after a clean stop.
+func prepareStateDir(dir string, log *slog.Logger) error {
+	marker := filepath.Join(dir, cleanMarker)
+	if _, err := os.Stat(marker); err == nil {
+		if err := os.Remove(marker); err != nil {
+			return fmt.Errorf("state dir %s: %w", dir, err)
+		}
+		log.Info("windows state: clean local state kept", "dir", dir)
+		return nil
+	}
+	if _, err := os.Stat(dir); err == nil {
+		log.Info("windows state: no clean-stop marker, rebuilding from the changelog", "dir", dir)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clear state dir %s: %w", dir, err)
+	}
+	return os.MkdirAll(dir, 0o755)
+}
+
+// gokaLogger sends goka's log lines to slog at debug level (goka is chatty).
+type gokaLogger struct{ l *slog.Logger }
+
+func (g gokaLogger) Print(v ...any)                 { g.l.Debug(fmt.Sprint(v...)) }
+func (g gokaLogger) Println(v ...any)               { g.l.Debug(fmt.Sprint(v...)) }
+func (g gokaLogger) Printf(format string, v ...any) { g.l.Debug(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,131 @@
+// Package windows is the second stage of the topology. Its input is the ingest
+// stage's partial sums and watermarks (the repartition topic); its state, one value
+// per partition in a goka group table (LevelDB + compacted changelog), holds the open
+// windows' exact sums and the latest watermark of every ingest partition. When the
+// minimum of those watermarks passes a window's end, the window's results (one per
+// borough) go to the results topic and the window leaves the state.
+package windows
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/lovoo/goka"
+
+	"github.com/taxi-stream/taxi-stream/processors/aggregate"
+)
+
+// Config configures the stage.
+type Config struct {
+	ResultsTopic goka.Stream
+	// IngestPartitions is the partition count of the rides topic: a window closes
+	// only when every one of them has passed its end.
+	IngestPartitions int
+	Logger           *slog.Logger
+}
+
+// Counters are the stage's running totals.
+type Counters struct {
+	Partials       atomic.Int64 // partial messages applied
+	ResultsEmitted atomic.Int64 // (window, borough) results written
+	RidesEmitted   atomic.Int64 // rides covered by the results written
+	DroppedRides   atomic.Int64 // rides in partials for already closed windows (must stay 0)
+}
+
+// Stage is the windows stage of one instance.
+type Stage struct {
+	cfg       Config
+	committer interface{ RequestCommit() }
+	Counters  Counters
+
+	mu    sync.Mutex
+	cache map[int32]*cached // decoded state per partition
+}
+
+type cached struct {
+	encoded []byte
+	state   aggregate.State
+}
+
+// New creates the stage.
+func New(cfg Config, committer interface{ RequestCommit() }) (*Stage, error) {
+	if cfg.IngestPartitions <= 0 {
+		return nil, fmt.Errorf("windows: ingest partitions must be > 0, not %d", cfg.IngestPartitions)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Stage{cfg: cfg, committer: committer, cache: map[int32]*cached{}}, nil
+}
+
+// Process is the goka callback for the repartition topic.
+func (s *Stage) Process(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	var partial aggregate.Partial
+	if err := partial.UnmarshalBinary(raw); err != nil {
+		// Only the ingest stage writes this topic: a bad record is a bug, not input.
+		ctx.Fail(fmt.Errorf("windows: partial at %s/%d offset %d: %w", ctx.Topic(), ctx.Partition(), ctx.Offset(), err))
+		return
+	}
+	st, err := s.load(ctx)
+	if err != nil {
+		ctx.Fail(err)
+		return
+	}
+	s.Counters.Partials.Add(1)
+	if dropped := st.Apply(partial); dropped > 0 {
+		s.Counters.DroppedRides.Add(dropped)
+		s.cfg.Logger.Error("partial for a closed window dropped: the watermark rule was broken",
+			"ingest_partition", partial.Partition, "rides", dropped)
+	}
+	if min, ok := st.MinWatermark(s.cfg.IngestPartitions); ok {
+		results := st.Close(min)
+		for _, r := range results {
+			ctx.Emit(s.cfg.ResultsTopic, r.Key(), r.AppendJSON(nil))
+			s.Counters.ResultsEmitted.Add(1)
+			s.Counters.RidesEmitted.Add(r.Sums.Count)
+		}
+		if len(results) > 0 {
+			s.committer.RequestCommit() // make them readable now
+		}
+	}
+	encoded, err := st.MarshalBinary()
+	if err != nil {
+		ctx.Fail(fmt.Errorf("windows: encode state: %w", err))
+		return
+	}
+	ctx.SetValue(encoded)
+	s.mu.Lock()
+	s.cache[ctx.Partition()] = &cached{encoded: encoded, state: *st}
+	s.mu.Unlock()
+}
+
+// load returns the partition's state; the decoded copy is reused while the stored
+// bytes are the ones it was made from.
+func (s *Stage) load(ctx goka.Context) (*aggregate.State, error) {
+	stored, _ := ctx.Value().([]byte)
+	s.mu.Lock()
+	c := s.cache[ctx.Partition()]
+	s.mu.Unlock()
+	if c != nil && bytes.Equal(c.encoded, stored) {
+		st := c.state
+		return &st, nil
+	}
+	st := new(aggregate.State)
+	if len(stored) > 0 {
+		if err := st.UnmarshalBinary(stored); err != nil {
+			return nil, fmt.Errorf("windows: state of partition %d: %w", ctx.Partition(), err)
+		}
+	}
+	return st, nil
+}
+
+// Forget drops the decoded states (on revocation).
+func (s *Stage) Forget() {
+	s.mu.Lock()
+	s.cache = map[int32]*cached{}
+	s.mu.Unlock()
+}
