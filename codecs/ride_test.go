@@ -239,3 +239,24 @@ func BenchmarkDecodeRideFacts(b *testing.B) {
 		})
 	}
 }
+
+func TestDecodeRideFactsOddEventFields(t *testing.T) {
+	// A configured event-time field that is not a timestamp still has to be a valid timestamp.
+	for _, tc := range []struct{ field, msg, reason string }{
+		{"passenger_count", ride(map[string]string{"passenger_count": "null"}), ReasonNull},
+		{"passenger_count", ride(nil), ReasonTimeRange},
+		{"trip_distance", ride(nil), ReasonNotInteger},
+		{"fare_amount", ride(map[string]string{"fare_amount": "1704070705000"}), ReasonOutOfRange},
+	} {
+		_, err := DecodeRideFacts([]byte(tc.msg), tc.field)
+		e, ok := err.(*InvalidRideError)
+		if !ok || e.Field != tc.field || e.Reason != tc.reason {
+			t.Errorf("event field %s in %s: error %v, want %q", tc.field, tc.msg, err, tc.reason)
+		}
+	}
+	// A timestamp used as event time and as pickup at once.
+	got, err := DecodeRideFacts([]byte(ride(nil)), "lpep_pickup_datetime")
+	if err != nil || got.EventMs != got.PickupMs || got.PickupMs != 1704070015000 {
+		t.Fatalf("%+v, %v", got, err)
+	}
+}

@@ -24,7 +24,8 @@ var zoneHeader = [4]string{"LocationID", "Borough", "Zone", "service_zone"}
 // ParseZoneCSV reads a TLC zone lookup CSV (taxi_zone_lookup.csv or the legacy
 // taxi+_zone_lookup.csv): the exact header LocationID,Borough,Zone,service_zone (quoted or not),
 // CRLF or LF line ends, quoted fields, a UTF-8 byte order mark tolerated. Every data row needs
-// 4 fields and a decimal LocationID > 0 that no earlier row had. Errors name the line. Zones
+// 4 fields and a decimal LocationID in 1..MaxLocationID (the range DecodeRideFacts accepts) that
+// no earlier row had. Errors name the line. Zones
 // are returned in file order; an input without data rows is an error.
 func ParseZoneCSV(r io.Reader) ([]Zone, error) {
 	cr := csv.NewReader(&bomSkipper{r: r})
@@ -58,8 +59,8 @@ func ParseZoneCSV(r io.Reader) ([]Zone, error) {
 		if err != nil {
 			return nil, fmt.Errorf("zone csv: line %d: LocationID %q is not an integer", line, rec[0])
 		}
-		if id <= 0 {
-			return nil, fmt.Errorf("zone csv: line %d: LocationID %d out of range, want > 0", line, id)
+		if id <= 0 || int64(id) > MaxLocationID {
+			return nil, fmt.Errorf("zone csv: line %d: LocationID %d out of range, want 1..%d", line, id, MaxLocationID)
 		}
 		if prev, dup := seen[id]; dup {
 			return nil, fmt.Errorf("zone csv: line %d: duplicate LocationID %d (first on line %d)", line, id, prev)
@@ -119,7 +120,7 @@ func AppendZoneJSON(dst []byte, z Zone) []byte {
 }
 
 // DecodeZone parses a zone JSON value strictly: unknown fields are an error and LocationID must
-// be > 0.
+// be in 1..MaxLocationID.
 func DecodeZone(data []byte) (Zone, error) {
 	var z Zone
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -130,8 +131,8 @@ func DecodeZone(data []byte) (Zone, error) {
 	if dec.More() {
 		return Zone{}, errors.New("zone json: trailing data after the object")
 	}
-	if z.LocationID <= 0 {
-		return Zone{}, fmt.Errorf("zone json: LocationID %d out of range, want > 0", z.LocationID)
+	if z.LocationID <= 0 || int64(z.LocationID) > MaxLocationID {
+		return Zone{}, fmt.Errorf("zone json: LocationID %d out of range, want 1..%d", z.LocationID, MaxLocationID)
 	}
 	return z, nil
 }
@@ -141,8 +142,8 @@ type ZoneCodec struct{}
 
 // Encode returns the zone's JSON.
 func (ZoneCodec) Encode(z Zone) ([]byte, error) {
-	if z.LocationID <= 0 {
-		return nil, fmt.Errorf("zone json: LocationID %d out of range, want > 0", z.LocationID)
+	if z.LocationID <= 0 || int64(z.LocationID) > MaxLocationID {
+		return nil, fmt.Errorf("zone json: LocationID %d out of range, want 1..%d", z.LocationID, MaxLocationID)
 	}
 	return AppendZoneJSON(nil, z), nil
 }

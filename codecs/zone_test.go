@@ -99,6 +99,7 @@ func TestParseZoneCSVErrors(t *testing.T) {
 		{"duplicate", h + "1,a,b,c\r\n2,a,b,c\r\n1,x,y,z\r\n", "line 4: duplicate LocationID 1 (first on line 2)"},
 		{"zero", h + "1,a,b,c\r\n0,a,b,c\r\n", "line 3: LocationID 0 out of range"},
 		{"negative", h + "-5,a,b,c\r\n", "line 2: LocationID -5 out of range"},
+		{"too big", h + "65536,a,b,c\r\n", "line 2: LocationID 65536 out of range, want 1..65535"},
 		{"not a number", h + "x1,a,b,c\r\n", `line 2: LocationID "x1" is not an integer`},
 		{"too few fields", h + "1,a,b,c\r\n2,a,b\r\n", "line 3: 3 fields, want 4"},
 		{"too many fields", h + "1,a,b,c,d\r\n", "line 2: 5 fields, want 4"},
@@ -135,7 +136,7 @@ func TestZoneJSON(t *testing.T) {
 		t.Fatalf("round trip of %+v via %s: %+v, %v", odd, b, back, err)
 	}
 	for _, bad := range []string{``, `{}`, `{"LocationID":0,"Borough":"x"}`, `{"LocationID":1,"Extra":1}`,
-		`{"LocationID":"1"}`, `{"LocationID":1} {}`, `[1]`} {
+		`{"LocationID":"1"}`, `{"LocationID":1} {}`, `[1]`, `{"LocationID":65536}`} {
 		if _, err := codecs.DecodeZone([]byte(bad)); err == nil {
 			t.Errorf("DecodeZone(%s) succeeded", bad)
 		}
