@@ -133,7 +133,45 @@ func rideJSON(dropoff string, pu int, passengers string, dist, fare, tip, total 
 		d-600_000, d, pu, passengers, dist, fare, tip, total)
 }
 
+type saramaMessage = sarama.ConsumerMessage
+
+// pipelineHandle is a pipeline instance running in the test process.
+type pipelineHandle struct {
+	p    *pipeline.Pipeline
+	stop func()
+}
+
+// startPipelineApp starts an instance of the app (goka groups <app>-ingest/-windows)
+// and waits until it is ready; stop cancels it and checks its error.
+func startPipelineApp(t *testing.T, topics topology.Topics, mode eos.Mode, instance, app string) *pipelineHandle {
+	t.Helper()
+	p, cancel, done := startPipelineWithApp(t, topics, mode, instance, app)
+	select {
+	case <-p.Ready():
+	case err := <-done:
+		t.Fatalf("pipeline %s stopped: %v", instance, err)
+	case <-time.After(90 * time.Second):
+		t.Fatalf("pipeline %s not ready", instance)
+	}
+	var once bool
+	return &pipelineHandle{p: p, stop: func() {
+		if once {
+			return
+		}
+		once = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("pipeline %s: %v", instance, err)
+		}
+	}}
+}
+
 func startPipeline(t *testing.T, topics topology.Topics, mode eos.Mode, instance string) (*pipeline.Pipeline, context.CancelFunc, <-chan error) {
+	t.Helper()
+	return startPipelineWithApp(t, topics, mode, instance, topics.Rides+"-app")
+}
+
+func startPipelineWithApp(t *testing.T, topics topology.Topics, mode eos.Mode, instance, app string) (*pipeline.Pipeline, context.CancelFunc, <-chan error) {
 	t.Helper()
 	level := slog.LevelWarn
 	if testing.Verbose() {
@@ -141,7 +179,7 @@ func startPipeline(t *testing.T, topics topology.Topics, mode eos.Mode, instance
 	}
 	p, err := pipeline.New(pipeline.Options{
 		Brokers:    kafka.Brokers(t),
-		Topology:   topology.Config{Topics: topics, App: topics.Rides + "-app"},
+		Topology:   topology.Config{Topics: topics, App: app},
 		Guarantee:  mode,
 		InstanceID: instance,
 		StateDir:   t.TempDir(),
