@@ -1,0 +1,122 @@
+// Command taxi-results follows the results topic (read_committed: only final,
+// committed results) and prints each window as a console table, like the original
+// Spark job's console sink, or as JSON lines.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
+	"github.com/taxi-stream/taxi-stream/processors/eos"
+	"github.com/taxi-stream/taxi-stream/processors/results"
+	"github.com/taxi-stream/taxi-stream/topology"
+)
+
+const envPrefix = "TAXI_RESULTS"
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "taxi-results:", err)
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	var (
+		brokers, topic, format string
+		fromNow                bool
+		idle                   time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "taxi-results",
+		Short: "Print the final hourly borough summaries as they are committed",
+		Example: `  taxi-results --brokers localhost:9092
+  taxi-results --format json | jq .
+  taxi-results --from-now
+  taxi-results --exit-after-idle 10s   # print what is there, then stop`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cli.BindEnv(cmd.Flags(), envPrefix); err != nil {
+				return err
+			}
+			bl, err := cli.Brokers(brokers)
+			if err != nil {
+				return err
+			}
+			if format != "table" && format != "json" {
+				return fmt.Errorf("--format %q: want table or json", format)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, bl, topic, format, fromNow, idle)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&brokers, "brokers", cli.DefaultBrokers(), "Kafka bootstrap servers (default $KAFKA_BROKERS or localhost:9092)")
+	f.StringVar(&topic, "topic", topology.DefaultTopics().Results, "results topic")
+	f.StringVar(&format, "format", "table", "table (one console table per window) or json (one JSON line per window and borough)")
+	f.BoolVar(&fromNow, "from-now", false, "start at the end of the topic instead of its beginning")
+	f.DurationVar(&idle, "exit-after-idle", 0, "stop when no result has arrived for this long (0: follow forever)")
+	cli.EnvHelp(f, envPrefix)
+	return cmd
+}
+
+func run(ctx context.Context, brokers []string, topic, format string, fromNow bool, idle time.Duration) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g := &results.Grouper{Quiet: 300 * time.Millisecond}
+	lastSeen := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- results.Follow(ctx, results.FollowConfig{Brokers: brokers, Topic: topic, FromNewest: fromNow, Sarama: eos.DefaultSaramaConfig},
+			func(r results.Record, err error) {
+				select {
+				case lastSeen <- struct{}{}:
+				default:
+				}
+				if err != nil {
+					slog.Warn("unreadable result record", "key", r.Key, "err", err)
+					return
+				}
+				if format == "json" {
+					fmt.Printf("%s\n", r.Value)
+					return
+				}
+				g.Add(r.Result)
+			})
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case err := <-done:
+			printReady(g, true)
+			return err
+		case <-lastSeen:
+			last = time.Now()
+		case <-tick.C:
+			printReady(g, false)
+			if idle > 0 && time.Since(last) > idle {
+				printReady(g, true)
+				cancel()
+				return <-done
+			}
+		}
+	}
+}
+
+func printReady(g *results.Grouper, force bool) {
+	for _, w := range g.Ready(force) {
+		_ = results.WriteTable(os.Stdout, w)
+	}
+}

@@ -1,0 +1,133 @@
+// Command taxi-stream runs the processor: hourly per-borough summaries of taxi rides
+// with event-time windows, a robust watermark and exactly-once results. Run several
+// instances with the same --app to share the partitions.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
+	"github.com/taxi-stream/taxi-stream/processors/eos"
+	"github.com/taxi-stream/taxi-stream/processors/pipeline"
+	"github.com/taxi-stream/taxi-stream/processors/watermark"
+	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology"
+)
+
+const envPrefix = "TAXI_STREAM"
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "taxi-stream:", err)
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	var (
+		brokers, guarantee, logFormat, logLevel, instance, stateDir string
+		windowSize, slide, delay, commitInterval                    time.Duration
+		quantile                                                    float64
+		sample, windowsPartitions                                   int
+		replication                                                 int16
+		cfg                                                         topology.Config
+	)
+	host, _ := os.Hostname()
+	cmd := &cobra.Command{
+		Use:   "taxi-stream",
+		Short: "Hourly per-borough taxi summaries from Kafka, exactly once",
+		Long: `taxi-stream reads rides from the rides topic, joins PULocationID to the zone table,
+aggregates per pickup borough over event-time windows and writes each window's final
+result to the results topic once the watermark has passed it. Late rides go to the late
+topic, malformed messages to the dead-letter topic: every ride ends in exactly one of them.
+
+Every flag can also be set by an environment variable (shown in brackets).`,
+		Example: `  taxi-stream --brokers localhost:9092
+  taxi-stream --brokers k1:9092,k2:9092 --instance-id node-2 --state-dir /var/lib/taxi-stream
+  taxi-stream --window 1h --slide 15m --watermark-delay 30m
+  TAXI_STREAM_GUARANTEE=at_least_once taxi-stream`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cli.BindEnv(cmd.Flags(), envPrefix); err != nil {
+				return err
+			}
+			log, err := cli.NewLogger(os.Stderr, logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			bl, err := cli.Brokers(brokers)
+			if err != nil {
+				return err
+			}
+			mode, err := eos.ParseMode(guarantee)
+			if err != nil {
+				return fmt.Errorf("--guarantee: %w", err)
+			}
+			if slide == 0 {
+				slide = windowSize
+			}
+			cfg.Window = window.Spec{Size: windowSize, Slide: slide}
+			if err := cfg.Window.Validate(); err != nil {
+				return fmt.Errorf("--window/--slide: %w", err)
+			}
+			cfg.Watermark = watermark.Config{Delay: delay, Quantile: quantile, Window: sample}
+			if err := cfg.Watermark.Validate(); err != nil {
+				return fmt.Errorf("--watermark-*: %w", err)
+			}
+			cfg.WindowsPartitions = windowsPartitions
+			if stateDir == "" {
+				stateDir = filepath.Join(os.TempDir(), "taxi-stream-state", instance)
+			}
+			p, err := pipeline.New(pipeline.Options{
+				Brokers: bl, Topology: cfg, Guarantee: mode, CommitInterval: commitInterval,
+				InstanceID: instance, StateDir: stateDir, Replication: replication, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			err = p.Run(ctx)
+			if errors.Is(err, context.Canceled) {
+				err = nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&brokers, "brokers", cli.DefaultBrokers(), "Kafka bootstrap servers, comma separated (default $KAFKA_BROKERS or localhost:9092)")
+	def := topology.DefaultTopics()
+	f.StringVar(&cfg.Topics.Rides, "rides-topic", def.Rides, "input topic of rides and watermark markers")
+	f.StringVar(&cfg.Topics.Zones, "zones-topic", def.Zones, "compacted zone lookup topic (LocationID -> borough)")
+	f.StringVar(&cfg.Topics.Results, "results-topic", def.Results, "output: one final record per (window, borough)")
+	f.StringVar(&cfg.Topics.Late, "late-topic", def.Late, "output: rides that arrived after their window closed")
+	f.StringVar(&cfg.Topics.Dead, "dead-topic", def.Dead, "output: messages that are not valid rides, with the reason")
+	f.StringVar(&cfg.Topics.Windows, "windows-topic", def.Windows, "internal repartition topic between the two stages")
+	f.StringVar(&cfg.App, "app", "taxi-stream", "application id: the goka groups are <app>-ingest and <app>-windows (Kafka Streams application.id)")
+	f.DurationVar(&windowSize, "window", time.Hour, "window duration (Spark window(col, duration))")
+	f.DurationVar(&slide, "slide", 0, "window slide; smaller than --window gives sliding windows (Spark window(col, duration, slide)); default = --window")
+	f.StringVar(&cfg.EventTimeField, "event-time-field", "lpep_dropoff_datetime", "ride field holding the event time")
+	f.DurationVar(&delay, "watermark-delay", 10*time.Minute, "allowed lateness (Spark withWatermark delay)")
+	f.Float64Var(&quantile, "watermark-quantile", watermark.DefaultConfig().Quantile, "data-driven watermark: quantile of recent event times (robust to outliers)")
+	f.IntVar(&sample, "watermark-sample", watermark.DefaultConfig().Window, "data-driven watermark: how many recent event times per partition")
+	f.StringVar(&guarantee, "guarantee", string(eos.ExactlyOnce), "exactly_once or at_least_once (Kafka Streams processing.guarantee)")
+	f.DurationVar(&commitInterval, "commit-interval", 100*time.Millisecond, "how often offsets, state and outputs are committed (Kafka Streams commit.interval.ms)")
+	f.StringVar(&instance, "instance-id", "taxi-stream-"+host, "this instance's stable name (transactional ids); keep it across restarts")
+	f.StringVar(&stateDir, "state-dir", "", "local state (LevelDB) directory (default $TMPDIR/taxi-stream-state/<instance-id>; Kafka Streams state.dir)")
+	f.IntVar(&windowsPartitions, "windows-partitions", 0, "partitions of the repartition topic and windows stage (default: as many as the rides topic)")
+	f.Int16Var(&replication, "replication", -1, "replication factor of the topics the processor creates (-1: the broker's default)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	cli.EnvHelp(f, envPrefix)
+	return cmd
+}

@@ -1,0 +1,51 @@
+package results
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/taxi-stream/taxi-stream/processors/aggregate"
+	"github.com/taxi-stream/taxi-stream/processors/window"
+)
+
+func TestWriteTable(t *testing.T) {
+	w := window.Window{StartMs: 1704114000000, EndMs: 1704117600000}
+	rs := []aggregate.Result{
+		{Window: w, Borough: "Queens", Sums: aggregate.Sums{Count: 3, PassengerSum: 4, PassengerCount: 3, DistanceHundredths: 1050, TipCents: 300, FareCents: 3000, TotalCents: 4050}},
+		{Window: w, Borough: "EWR", Sums: aggregate.Sums{Count: 1, DistanceHundredths: 5, FareCents: -701, TotalCents: -701}},
+	}
+	var b strings.Builder
+	if err := WriteTable(&b, rs); err != nil {
+		t.Fatal(err)
+	}
+	want := `-------------------------------------------
+Window: 2024-01-01 13:00:00 - 2024-01-01 14:00:00
+-------------------------------------------
++-------------+---------+-------------+-------------+-----------+------------+---------+-------+-----------+--------------+
+|PickupBorough|TripCount|AvgPassengers|TotalDistance|AvgDistance|AvgTipAmount|TotalFare|AvgFare|TotalAmount|AvgTotalAmount|
++-------------+---------+-------------+-------------+-----------+------------+---------+-------+-----------+--------------+
+|Queens       |        3|         1.33|        10.50|       3.50|        1.00|    30.00|  10.00|      40.50|         13.50|
+|EWR          |        1|         null|         0.05|       0.05|        0.00|    -7.01|  -7.01|      -7.01|         -7.01|
++-------------+---------+-------------+-------------+-----------+------------+---------+-------+-----------+--------------+
+
+`
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestGrouperHandsOverWindowsOldestFirstSortedByBorough(t *testing.T) {
+	g := Grouper{}
+	w1 := window.Window{StartMs: 3600000, EndMs: 7200000}
+	w0 := window.Window{StartMs: 0, EndMs: 3600000}
+	g.Add(aggregate.Result{Window: w1, Borough: "Queens"})
+	g.Add(aggregate.Result{Window: w0, Borough: "Queens"})
+	g.Add(aggregate.Result{Window: w1, Borough: "Bronx"})
+	got := g.Ready(true)
+	if len(got) != 2 || got[0][0].Window != w0 || got[1][0].Borough != "Bronx" || got[1][1].Borough != "Queens" {
+		t.Fatalf("Ready = %+v", got)
+	}
+	if len(g.Ready(true)) != 0 {
+		t.Fatal("windows handed over twice")
+	}
+}
