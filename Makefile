@@ -6,6 +6,10 @@ TEST_TIMEOUT ?= 25m
 FUZZTIME ?= 10s
 KAFKA_DIR ?= .kafka-local
 
+## demo: the main job: zones + a month of real trips -> hourly borough summaries (embedded broker; DEMO_ARGS=--brokers ... for a cluster)
+demo:
+	$(GO) run ./cmd/taxi-demo $(DEMO_ARGS)
+
 .PHONY: test vet unit fuzz demo kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
 
 ## test: every test: vet, unit and integration tests (real Kafka broker from Maven Central) with -race, brief fuzzing

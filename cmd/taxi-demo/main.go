@@ -1,0 +1,53 @@
+// Command taxi-demo is the main job end to end on one machine: it starts an embedded
+// Kafka-protocol broker (or uses --brokers), loads the zone table, replays a month of
+// real TLC trips (../shared/data when present, else generated ones), runs the
+// processor, prints each hourly window as it closes, and stops when every ride is
+// accounted for.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
+)
+
+func main() {
+	var cfg demoConfig
+	cmd := &cobra.Command{
+		Use:   "taxi-demo",
+		Short: "Replay a month of taxi trips through taxi-stream and print the hourly borough summaries",
+		Example: `  taxi-demo                                   # embedded broker, real data from ../shared/data
+  taxi-demo --brokers localhost:9092          # a real cluster
+  taxi-demo --file green_tripdata_2025-01.parquet --format json
+  taxi-demo --synthetic 500000                # generated trips`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cli.BindEnv(cmd.Flags(), "TAXI_DEMO"); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.brokers, "brokers", "", "Kafka bootstrap servers; empty: start an embedded broker in this process")
+	f.StringVar(&cfg.dataDir, "data", "", "directory with TLC files and taxi_zone_lookup.csv (default: ../shared/data next to the repository, if present)")
+	f.StringVar(&cfg.file, "file", "green_tripdata_2024-01.parquet", "trip file to replay, relative to --data (or a path)")
+	f.IntVar(&cfg.synthetic, "synthetic", 0, "replay this many generated trips instead of a real file (default: only when no real data is found: 200000)")
+	f.StringVar(&cfg.format, "format", "table", "how windows are printed: table or json")
+	f.Float64Var(&cfg.speedup, "speedup", 0, "replay event time this many times faster than real time (0: as fast as possible)")
+	f.IntVar(&cfg.partitions, "partitions", 3, "partitions of the rides topic")
+	f.StringVar(&cfg.logLevel, "log-level", "warn", "log level of the components")
+	cli.EnvHelp(f, "TAXI_DEMO")
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "taxi-demo:", err)
+		os.Exit(1)
+	}
+}
