@@ -10,7 +10,7 @@ KAFKA_DIR ?= .kafka-local
 demo:
 	$(GO) run ./cmd/taxi-demo $(DEMO_ARGS)
 
-.PHONY: test vet unit fuzz demo kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
+.PHONY: test vet unit fuzz demo chaos kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
 
 ## test: every test: vet, unit and integration tests (real Kafka broker from Maven Central) with -race, brief fuzzing
 test: vet
@@ -46,6 +46,12 @@ kafka-stop:
 
 kafka-status:
 	$(GO) run ./cmd/kafka-local status --dir $(KAFKA_DIR)
+
+## chaos: the long exactly-once chaos run (make test runs a short one): CHAOS_ROWS rides, at least CHAOS_KILLS SIGKILLs
+CHAOS_ROWS ?= 1000000
+CHAOS_KILLS ?= 12
+chaos:
+	CHAOS_ROWS=$(CHAOS_ROWS) CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -count=1 -v -timeout 60m -run 'TestExactlyOnceUnderProcessKills' ./integration/
 
 ## bench: the hot-path micro benchmarks
 bench:
