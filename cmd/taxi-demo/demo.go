@@ -218,4 +218,3 @@ type replayOutcome struct {
 	sum replay.Summary
 	err error
 }
-

@@ -163,9 +163,9 @@ type Runtime struct {
 	// barrier: callbacks hold it shared, a commit holds it exclusively.
 	barrier sync.RWMutex
 
-	mu       sync.Mutex
-	progress *sync.Cond // signalled when goka marks an offset
-	sess     *session
+	mu        sync.Mutex
+	progress  *sync.Cond // signalled when goka marks an offset
+	sess      *session
 	started   map[topicPartition]int64 // next offset after the last callback started
 	committed map[topicPartition]int64 // offsets committed in this generation
 	lastSent  int64                    // producer sends counted at the last commit
