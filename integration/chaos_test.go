@@ -33,7 +33,7 @@ func envString(name, def string) string {
 }
 
 // moduleRoot is the directory holding go.mod.
-func moduleRoot(t *testing.T) string {
+func moduleRoot(t testing.TB) string {
 	dir, _ := os.Getwd()
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
@@ -56,7 +56,7 @@ type instance struct {
 	done chan struct{}
 }
 
-func (in *instance) start(t *testing.T, bin string) {
+func (in *instance) start(t testing.TB, bin string) {
 	t.Helper()
 	cmd := exec.Command(bin, in.args...)
 	cmd.Stdout, cmd.Stderr = in.log, in.log
@@ -73,7 +73,7 @@ func (in *instance) kill() {
 	<-in.done
 }
 
-func (in *instance) stop(t *testing.T) {
+func (in *instance) stop(t testing.TB) {
 	_ = in.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-in.done:

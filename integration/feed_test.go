@@ -19,7 +19,7 @@ import (
 
 // sharedData returns ../shared/data next to the repository; the test is skipped
 // when it is missing, unless CI is set.
-func sharedData(t *testing.T) string {
+func sharedData(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -56,7 +56,7 @@ type feedOptions struct {
 // (key <file>:<row>, hash partitioning, headers, markers to every partition) and
 // returns the number of rides written. It is a test fixture; the replay producer
 // is tested against the same contract in its own tests.
-func feedRides(t *testing.T, topic string, partitions int32, path string, opt feedOptions) int {
+func feedRides(t testing.TB, topic string, partitions int32, path string, opt feedOptions) int {
 	t.Helper()
 	ctx := context.Background()
 	var it order.Iterator

@@ -40,7 +40,7 @@ type oracleCell struct {
 }
 
 // hundredths converts decimal text to hundredths, rounding half away from zero.
-func hundredths(t *testing.T, text string) int64 {
+func hundredths(t testing.TB, text string) int64 {
 	r, ok := new(big.Rat).SetString(text)
 	if !ok {
 		t.Fatalf("oracle: bad number %q", text)
@@ -73,7 +73,7 @@ func avg2(sum, n int64) string {
 }
 
 // readParquetRides reads the oracle's columns from a TLC Parquet file.
-func readParquetRides(t *testing.T, path string) []oracleRide {
+func readParquetRides(t testing.TB, path string) []oracleRide {
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func readParquetRides(t *testing.T, path string) []oracleRide {
 }
 
 // readCSVRides reads the oracle's columns from a TLC CSV(.gz) file.
-func readCSVRides(t *testing.T, path string) []oracleRide {
+func readCSVRides(t testing.TB, path string) []oracleRide {
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +204,7 @@ func readCSVRides(t *testing.T, path string) []oracleRide {
 	return out
 }
 
-func readBoroughs(t *testing.T, path string) map[int64]string {
+func readBoroughs(t testing.TB, path string) map[int64]string {
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func floorDiv(a, b int64) int64 {
 }
 
 // oracle groups rides per (dropoff hour, pickup borough) -> result key.
-func oracle(t *testing.T, rides []oracleRide, boroughs map[int64]string) map[string]*oracleCell {
+func oracle(t testing.TB, rides []oracleRide, boroughs map[int64]string) map[string]*oracleCell {
 	out := map[string]*oracleCell{}
 	for _, r := range rides {
 		hour := floorDiv(r.dropoffMs, 3_600_000) * 3_600_000
@@ -259,7 +259,7 @@ func oracle(t *testing.T, rides []oracleRide, boroughs map[int64]string) map[str
 }
 
 // checkResultAgainstOracle compares one result record's JSON with the oracle cell.
-func checkResultAgainstOracle(t *testing.T, key string, value []byte, c *oracleCell) {
+func checkResultAgainstOracle(t testing.TB, key string, value []byte, c *oracleCell) {
 	t.Helper()
 	var v map[string]json.RawMessage
 	if err := json.Unmarshal(value, &v); err != nil {
@@ -367,7 +367,7 @@ func TestResultsEqualBatchOracleInDropoffOrder(t *testing.T) {
 
 // loadZones writes the zone lookup CSV to the zones topic (as the replay producer's
 // zones command does).
-func loadZones(t *testing.T, topic, path string) {
+func loadZones(t testing.TB, topic, path string) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -476,7 +476,7 @@ func TestFileOrderConservationAndLateness(t *testing.T) {
 }
 
 // sortedRecords renders a topic's records as sorted "key\tvalue" lines.
-func sortedRecords(t *testing.T, topic string, want int) []string {
+func sortedRecords(t testing.TB, topic string, want int) []string {
 	var lines []string
 	for _, m := range readAll(t, topic, want, 2*time.Minute) {
 		lines = append(lines, string(m.Key)+"\t"+string(m.Value))

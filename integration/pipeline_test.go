@@ -21,7 +21,7 @@ import (
 )
 
 // testTopics returns unique topic names for one test.
-func testTopics(t *testing.T) topology.Topics {
+func testTopics(t testing.TB) topology.Topics {
 	base := kafkatest.UniqueName(t, "")
 	return topology.Topics{
 		Rides: base + "-rides", Zones: base + "-zones", Windows: base + "-windows",
@@ -29,7 +29,7 @@ func testTopics(t *testing.T) topology.Topics {
 	}
 }
 
-func createTopic(t *testing.T, admin sarama.ClusterAdmin, name string, partitions int32, configs map[string]string) {
+func createTopic(t testing.TB, admin sarama.ClusterAdmin, name string, partitions int32, configs map[string]string) {
 	t.Helper()
 	d := &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: -1, ConfigEntries: map[string]*string{}}
 	for k, v := range configs {
@@ -51,7 +51,7 @@ type rawRecord struct {
 	headers   map[string]string
 }
 
-func writeRecords(t *testing.T, topic string, recs []rawRecord) {
+func writeRecords(t testing.TB, topic string, recs []rawRecord) {
 	t.Helper()
 	cfg := kafkatest.SaramaConfig()
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
@@ -77,7 +77,7 @@ func writeRecords(t *testing.T, topic string, recs []rawRecord) {
 
 // readAll reads every committed record of topic (read_committed) until the topic has
 // been idle for idle after at least want records.
-func readAll(t *testing.T, topic string, want int, timeout time.Duration) []*sarama.ConsumerMessage {
+func readAll(t testing.TB, topic string, want int, timeout time.Duration) []*sarama.ConsumerMessage {
 	t.Helper()
 	cfg := kafkatest.SaramaConfig()
 	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
@@ -143,7 +143,7 @@ type pipelineHandle struct {
 
 // startPipelineApp starts an instance of the app (goka groups <app>-ingest/-windows)
 // and waits until it is ready; stop cancels it and checks its error.
-func startPipelineApp(t *testing.T, topics topology.Topics, mode eos.Mode, instance, app string) *pipelineHandle {
+func startPipelineApp(t testing.TB, topics topology.Topics, mode eos.Mode, instance, app string) *pipelineHandle {
 	t.Helper()
 	p, cancel, done := startPipelineWithApp(t, topics, mode, instance, app)
 	select {
@@ -166,12 +166,12 @@ func startPipelineApp(t *testing.T, topics topology.Topics, mode eos.Mode, insta
 	}}
 }
 
-func startPipeline(t *testing.T, topics topology.Topics, mode eos.Mode, instance string) (*pipeline.Pipeline, context.CancelFunc, <-chan error) {
+func startPipeline(t testing.TB, topics topology.Topics, mode eos.Mode, instance string) (*pipeline.Pipeline, context.CancelFunc, <-chan error) {
 	t.Helper()
 	return startPipelineWithApp(t, topics, mode, instance, topics.Rides+"-app")
 }
 
-func startPipelineWithApp(t *testing.T, topics topology.Topics, mode eos.Mode, instance, app string) (*pipeline.Pipeline, context.CancelFunc, <-chan error) {
+func startPipelineWithApp(t testing.TB, topics topology.Topics, mode eos.Mode, instance, app string) (*pipeline.Pipeline, context.CancelFunc, <-chan error) {
 	t.Helper()
 	level := slog.LevelWarn
 	if testing.Verbose() {
@@ -182,8 +182,10 @@ func startPipelineWithApp(t *testing.T, topics topology.Topics, mode eos.Mode, i
 		Topology:   topology.Config{Topics: topics, App: app},
 		Guarantee:  mode,
 		InstanceID: instance,
-		StateDir:   t.TempDir(),
-		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("instance", instance),
+		// BENCH_COMMIT_INTERVAL lets the benchmark compare commit intervals.
+		CommitInterval: envDuration("BENCH_COMMIT_INTERVAL", 0),
+		StateDir:       t.TempDir(),
+		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("instance", instance),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -302,4 +304,11 @@ func TestPipelineSmallInput(t *testing.T) {
 			t.Logf("dead reason: %q", reason)
 		})
 	}
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return def
 }

@@ -173,6 +173,8 @@ type Runtime struct {
 	commitNow    chan struct{}
 	commits      atomic.Int64
 	aborts       atomic.Int64
+	commitNanos  atomic.Int64 // total time spent in commits (callbacks paused)
+	maxCommit    atomic.Int64
 	txnOpen      bool
 	consumerBase func(clientID string) *sarama.Config
 }
@@ -292,6 +294,12 @@ func (r *Runtime) Commits() int64 { return r.commits.Load() }
 // Aborts counts aborted transactions.
 func (r *Runtime) Aborts() int64 { return r.aborts.Load() }
 
+// CommitTime returns the total and the longest time spent committing (while
+// callbacks wait on the barrier).
+func (r *Runtime) CommitTime() (total, longest time.Duration) {
+	return time.Duration(r.commitNanos.Load()), time.Duration(r.maxCommit.Load())
+}
+
 // Run runs proc and the commit cycle until ctx ends or either fails. On return the
 // last generation has been committed (or aborted on failure) and the producer is
 // closed. A commit failure is returned: the caller should build a new runtime and
@@ -304,12 +312,27 @@ func (r *Runtime) Run(ctx context.Context, proc *goka.Processor) error {
 
 	tick := time.NewTicker(r.cfg.CommitInterval)
 	defer tick.Stop()
+	// Early commits (RequestCommit) keep results prompt, but a fast replay crosses a
+	// window boundary every few milliseconds: committing on each one paused
+	// processing 80% of the time (measured). So commits are at least minGap apart; a
+	// request inside the gap is served when the gap ends.
+	minGap := r.cfg.CommitInterval / 4
+	var lastCommit time.Time
+	var deferred <-chan time.Time
 	var runErr error
 loop:
 	for {
 		select {
 		case <-tick.C:
+		case <-deferred:
+			deferred = nil
 		case <-r.commitNow:
+			if wait := minGap - time.Since(lastCommit); wait > 0 {
+				if deferred == nil {
+					deferred = time.After(wait)
+				}
+				continue
+			}
 		case err := <-procDone:
 			runErr = err
 			procDone = nil
@@ -319,6 +342,7 @@ loop:
 			runErr = err
 			break loop
 		}
+		lastCommit = time.Now()
 	}
 	cancel()
 	if procDone != nil {
@@ -464,6 +488,11 @@ func (r *Runtime) commit(ctx context.Context) error {
 	}
 	r.lastSent = r.prod.sentCount()
 	r.commits.Add(1)
+	d := time.Since(start)
+	r.commitNanos.Add(int64(d))
+	if int64(d) > r.maxCommit.Load() {
+		r.maxCommit.Store(int64(d))
+	}
 	if r.hooks.Committed != nil {
 		r.hooks.Committed(CommitStats{Duration: time.Since(start), Offsets: len(offsets)})
 	}

@@ -82,11 +82,13 @@ type Pipeline struct {
 	opts Options
 	cfg  topology.Config
 
-	mu      sync.Mutex
-	ingest  *ingest.Stage
-	windows *windows.Stage
-	ready   chan struct{}
-	once    sync.Once
+	mu        sync.Mutex
+	ingest    *ingest.Stage
+	windows   *windows.Stage
+	ingestRT  *eos.Runtime
+	windowsRT *eos.Runtime
+	ready     chan struct{}
+	once      sync.Once
 }
 
 // New validates the options.
@@ -108,6 +110,13 @@ func (p *Pipeline) Stages() (*ingest.Stage, *windows.Stage) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.ingest, p.windows
+}
+
+// Runtimes returns the current commit runtimes of the two stages (nil before start).
+func (p *Pipeline) Runtimes() (ingest, windows *eos.Runtime) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ingestRT, p.windowsRT
 }
 
 // Run runs both stages until ctx ends. A stage that fails is rebuilt and resumes
@@ -278,7 +287,7 @@ func (p *Pipeline) runIngest(ctx context.Context, started func()) error {
 		return fmt.Errorf("ingest processor: %w", err)
 	}
 	p.mu.Lock()
-	p.ingest = stage
+	p.ingest, p.ingestRT = stage, rt
 	p.mu.Unlock()
 	return rt.Run(ctx, proc)
 }
@@ -324,7 +333,7 @@ func (p *Pipeline) runWindows(ctx context.Context, started func()) error {
 		return fmt.Errorf("windows processor: %w", err)
 	}
 	p.mu.Lock()
-	p.windows = stage
+	p.windows, p.windowsRT = stage, rt
 	p.mu.Unlock()
 	runErr := rt.Run(ctx, proc)
 	if runErr == nil {
