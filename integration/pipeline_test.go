@@ -312,3 +312,78 @@ func envDuration(name string, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+func TestBadMessagesGoToTheDeadLetterTopicWithReasons(t *testing.T) {
+	topics := testTopics(t)
+	admin := kafka.Admin(t)
+	createTopic(t, admin, topics.Rides, 1, nil)
+	createTopic(t, admin, topics.Zones, 1, map[string]string{"cleanup.policy": "compact"})
+	p, cancel, done := startPipeline(t, topics, eos.ExactlyOnce, "i1")
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("pipeline: %v", err)
+		}
+	}()
+	select {
+	case <-p.Ready():
+	case err := <-done:
+		t.Fatalf("pipeline stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("pipeline not ready")
+	}
+	good := string(rideJSON("2024-01-01 13:05:00", 7, "1", "1.5", "10.00", "2.00", "14.5"))
+	cases := []struct {
+		key, value, reason string
+	}{
+		{"empty", "", "empty"},
+		{"not-json", `{"VendorID":2,`, "not JSON"},
+		{"array", `[1,2,3]`, "not a JSON object"},
+		{"no-dropoff", strings.Replace(good, `"lpep_dropoff_datetime"`, `"other"`, 1), "missing field lpep_dropoff_datetime"},
+		{"string-fare", strings.Replace(good, `"fare_amount":10.00`, `"fare_amount":"ten"`, 1), "not a number fare_amount"},
+		{"absurd-time", strings.Replace(good, `"lpep_dropoff_datetime":1704114300000`, `"lpep_dropoff_datetime":99999999999999`, 1), "timestamp out of range lpep_dropoff_datetime"},
+		{"negative-distance", strings.Replace(good, `"trip_distance":1.5`, `"trip_distance":-3`, 1), "negative trip_distance"},
+		{"huge-total", strings.Replace(good, `"total_amount":14.5`, `"total_amount":1e12`, 1), "out of range total_amount"},
+		{"null-pu", strings.Replace(good, `"PULocationID":7`, `"PULocationID":null`, 1), "null PULocationID"},
+	}
+	var recs []rawRecord
+	for _, c := range cases {
+		var v []byte
+		if c.value != "" {
+			v = []byte(c.value)
+		}
+		recs = append(recs, rawRecord{0, c.key, v, nil})
+	}
+	recs = append(recs, rawRecord{0, "good", []byte(good), nil})
+	writeRecords(t, topics.Rides, recs)
+
+	dead := readAll(t, topics.Dead, len(cases), 60*time.Second)
+	got := map[string]string{}
+	for _, m := range dead {
+		for _, h := range m.Headers {
+			if string(h.Key) == codecs.HeaderDeadReason {
+				got[string(m.Key)] = string(h.Value)
+			}
+		}
+	}
+	for _, c := range cases {
+		if got[c.key] != c.reason {
+			t.Errorf("%s: dead-letter reason %q, want %q", c.key, got[c.key], c.reason)
+		}
+	}
+	if len(dead) != len(cases) {
+		t.Errorf("%d dead-letter records, want %d", len(dead), len(cases))
+	}
+	// The processor kept going: the good ride after the bad ones was counted.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		in, _ := p.Stages()
+		if in != nil && in.Counters.OnTime.Load() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the good ride after the bad ones was not processed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

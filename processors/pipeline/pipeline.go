@@ -280,6 +280,9 @@ func (p *Pipeline) runIngest(ctx context.Context, started func()) error {
 	proc, err := goka.NewProcessor(p.opts.Brokers, topology.IngestGraph(p.cfg, rt.Wrap(stage.Process)),
 		append(rt.ProcessorOptions(),
 			goka.WithStorageBuilder(storage.MemoryBuilder()), // only the small zones lookup
+			// goka's default skips (and commits) messages with a nil value: an empty
+			// message would vanish. Process them: they go to the dead-letter topic.
+			goka.WithNilHandling(goka.NilProcess),
 			goka.WithClientID("taxi-stream-ingest-"+p.opts.InstanceID),
 			goka.WithLogger(gokaLogger{p.opts.Logger.With("stage", "ingest")}),
 		)...)
