@@ -143,11 +143,16 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 			// is expected to fail (duplicates), which shows that the suite can fail.
 			"--guarantee", envString("CHAOS_GUARANTEE", "exactly_once"),
 		}}
-		procs[i].start(t, bin)
 	}
+	// Scale 1 -> 3 -> 1: one instance first, two more join while the rides stream in,
+	// and at the end two leave with SIGTERM (a clean stop) and one finishes the work.
+	procs[0].start(t, bin)
+	running := map[*instance]bool{procs[0]: true}
 	defer func() {
 		for _, p := range procs {
-			p.stop(t)
+			if running[p] {
+				p.stop(t)
+			}
 		}
 		if t.Failed() {
 			for _, p := range procs {
@@ -163,6 +168,12 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 	kills := 0
 	feeding := true
 	var n int
+	time.Sleep(3 * time.Second)
+	for _, p := range procs[1:] {
+		p.start(t, bin)
+		running[p] = true
+	}
+	t.Log("scaled 1 -> 3 instances")
 	for feeding || kills < minKills {
 		select {
 		case n = <-fed:
@@ -176,6 +187,12 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 		time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 		victim.start(t, bin)
 	}
+	time.Sleep(2 * time.Second) // let the last restarted instance come up
+	for _, p := range procs[1:] {
+		p.stop(t)
+		running[p] = false
+	}
+	t.Log("scaled 3 -> 1 instance (SIGTERM)")
 	lastFault := time.Now()
 	t.Logf("%d rides fed, %d SIGKILLs", n, kills)
 

@@ -26,7 +26,11 @@ import (
 const envPrefix = "TAXI_STREAM"
 
 func main() {
-	if err := newCommand().Execute(); err != nil {
+	// Catch SIGTERM/SIGINT first thing: a stop that arrives while the processor starts
+	// must still end in a clean shutdown, not the runtime's default exit.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newCommand().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "taxi-stream:", err)
 		os.Exit(1)
 	}
@@ -95,9 +99,7 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			err = p.Run(ctx)
+			err = p.Run(cmd.Context())
 			if errors.Is(err, context.Canceled) {
 				err = nil
 			}
