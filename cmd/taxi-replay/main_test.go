@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/taxi-stream/taxi-stream/codecs"
+	"github.com/taxi-stream/taxi-stream/producer/replay"
+)
+
+func parse(t *testing.T, args ...string) (replay.Config, error) {
+	t.Helper()
+	cmd, rf := newReplayCommand("replay")
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	return rf.config(cmd.Flags().Args())
+}
+
+func TestReplayFlags(t *testing.T) {
+	t.Setenv("KAFKA_BROKERS", "k1:9092, k2:9092")
+	cfg, err := parse(t, "a.parquet", "hdfs://nn:8020/x/*.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Brokers, ",") != "k1:9092,k2:9092" || cfg.Topic != "taxi-rides" || cfg.Partitions != 3 ||
+		cfg.Replication != -1 || cfg.Order != replay.OrderEventTime || cfg.EventTime != codecs.ColDropoff ||
+		cfg.NoMarkers || cfg.MarkerEvery != 1000 || cfg.Resume || cfg.SkipVerify || cfg.Compression != "zstd" ||
+		len(cfg.Inputs) != 2 || cfg.ProgressBar != nil {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	cfg, err = parse(t, "--order", "file", "--markers=false", "--resume", "--rate", "5000", "--event-time", "pickup",
+		"--compression", "lz4", "--verify=false", "--hdfs-keytab", "/k", "--hdfs-principal", "etl@EX.COM", "--brokers", "b:1", "f.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Order != replay.OrderFile || !cfg.NoMarkers || !cfg.Resume || cfg.Rate != 5000 || cfg.EventTime != codecs.ColPickup ||
+		cfg.Compression != "lz4" || !cfg.SkipVerify || cfg.HDFS.Kerberos.Keytab != "/k" || cfg.Brokers[0] != "b:1" {
+		t.Errorf("flags: %+v", cfg)
+	}
+	for _, tc := range []struct {
+		args   []string
+		substr string
+	}{
+		{[]string{"--order", "random", "f"}, `order "random"`},
+		{[]string{"--event-time", "noon", "f"}, `event time "noon"`},
+		{[]string{"--rate", "10", "--speedup", "10", "f"}, "choose one"},
+		{[]string{"--compression", "brotli", "f"}, "brotli"},
+		{[]string{"--progress", "fancy", "f"}, "--progress"},
+		{[]string{"--log-level", "loud", "f"}, "--log-level"},
+		{[]string{"--hdfs-keytab", "/k", "f"}, "--hdfs-principal"},
+	} {
+		_, err := parse(t, tc.args...)
+		if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tc.substr) {
+			t.Errorf("%v: got %v, want a usage error mentioning %q", tc.args, err, tc.substr)
+		}
+	}
+}
+
+func TestCommands(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		substr string
+	}{
+		{[]string{}, "no input files"},
+		{[]string{"replay"}, "no input files"},
+		{[]string{"cleanup"}, "confirm with --yes"},
+		{[]string{"--no-such-flag", "x"}, "unknown flag"},
+		{[]string{"zones"}, `"file" not set`},
+	} {
+		root := newRoot()
+		root.SetArgs(tc.args)
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		err := root.Execute()
+		if err == nil || !strings.Contains(err.Error(), tc.substr) {
+			t.Errorf("%v: got %v, want an error mentioning %q", tc.args, err, tc.substr)
+		}
+	}
+	// Every flag says what its default is, or has a non-zero default that cobra prints.
+	for _, c := range append(newRoot().Commands(), newRoot()) {
+		c.Flags().VisitAll(func(f *pflagFlag) {
+			if f.Hidden || f.Name == "help" {
+				return
+			}
+			if f.DefValue == "" || f.DefValue == "0" || f.DefValue == "false" {
+				if !strings.Contains(f.Usage, "default") && !strings.Contains(f.Usage, "(0:") && !strings.Contains(f.Usage, `"" keeps`) {
+					t.Errorf("%s --%s: usage %q does not state its default", c.Name(), f.Name, f.Usage)
+				}
+			}
+		})
+	}
+}
+
+type pflagFlag = pflag.Flag
