@@ -2,40 +2,15 @@ package integration
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/taxi-stream/taxi-stream/producer/replay"
+	"github.com/taxi-stream/taxi-stream/producer/tlc/tlctest"
 )
 
-// sharedData returns ../shared/data next to the repository; the test is skipped
-// when it is missing, unless CI is set.
-func sharedData(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	data := filepath.Join(dir, "..", "shared", "data")
-	if _, err := os.Stat(filepath.Join(data, "SOURCES.md")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared data missing at %s", data)
-		}
-		t.Skipf("shared data missing at %s", data)
-	}
-	return data
-}
+// sharedData returns ../shared/data next to the repository (tlctest.DataDir: the
+// test is skipped when it is missing, unless CI is set).
+func sharedData(t testing.TB) string { return tlctest.DataDir(t) }
 
 // feedOptions shape how feedRides writes a file.
 type feedOptions struct {

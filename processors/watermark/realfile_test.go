@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/taxi-stream/taxi-stream/producer/tlc/tlctest"
 	"hash/fnv"
 	"io"
 	"os"
@@ -37,31 +38,7 @@ var realFiles = []struct {
 
 // dataDir finds ../shared/data next to the module root, or skips (fails
 // under CI) when it is missing.
-func dataDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test's working directory")
-		}
-		dir = parent
-	}
-	data := filepath.Join(dir, "..", "shared", "data")
-	if _, err := os.Stat(filepath.Join(data, realFiles[0].name)); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("real data missing under CI: %v", err)
-		}
-		t.Skipf("real data missing: %v", err)
-	}
-	return data
-}
+func dataDir(t *testing.T) string { return tlctest.DataDir(t) }
 
 // readColumn calls fn for every value of the named top-level column in file order.
 func readColumn(path, column string, fn func(v parquet.Value)) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/taxi-stream/taxi-stream/producer/tlc/tlctest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,31 +16,7 @@ import (
 
 // sharedData returns the path of a file in ../shared/data next to the module root. It skips the
 // test when the directory is missing, unless CI is set.
-func sharedData(t testing.TB, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	path := filepath.Join(dir, "..", "shared", "data", name)
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("real data file missing in CI: %v", err)
-		}
-		t.Skipf("real data file missing: %v", err)
-	}
-	return path
-}
+func sharedData(t testing.TB, name string) string { return filepath.Join(tlctest.DataDir(t), name) }
 
 // columnInfo is what a reader sees of one leaf column.
 type columnInfo struct {
