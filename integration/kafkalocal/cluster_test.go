@@ -271,3 +271,12 @@ func countMessages(t *testing.T, brokers []string, topic string) int64 {
 	}
 	return total
 }
+
+func TestClusterIDNeverLooksLikeAnOption(t *testing.T) {
+	for i := 0; i < 10000; i++ {
+		id := newClusterID()
+		if id[0] == '-' || len(id) != 22 {
+			t.Fatalf("cluster id %q", id)
+		}
+	}
+}
