@@ -208,20 +208,8 @@ func TestPipelineSmallInput(t *testing.T) {
 				{0, "7", []byte(`{"LocationID":7,"Borough":"Queens","Zone":"Astoria","service_zone":"Boro Zone"}`), nil},
 			})
 
-			p, cancel, done := startPipeline(t, topics, mode, "i1")
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("pipeline: %v", err)
-				}
-			}()
-			select {
-			case <-p.Ready():
-			case err := <-done:
-				t.Fatalf("pipeline stopped: %v", err)
-			case <-time.After(60 * time.Second):
-				t.Fatal("pipeline not ready")
-			}
+			h := startPipelineApp(t, topics, mode, "i1", topics.Rides+"-app")
+			defer h.stop()
 
 			marker := func(part int32, wm int64, final bool) rawRecord {
 				return rawRecord{part, codecs.MarkerKey, codecs.AppendMarkerJSON(nil, codecs.Marker{Type: "watermark", WatermarkMs: wm, Final: final}),
@@ -318,20 +306,9 @@ func TestBadMessagesGoToTheDeadLetterTopicWithReasons(t *testing.T) {
 	admin := kafka.Admin(t)
 	createTopic(t, admin, topics.Rides, 1, nil)
 	createTopic(t, admin, topics.Zones, 1, map[string]string{"cleanup.policy": "compact"})
-	p, cancel, done := startPipeline(t, topics, eos.ExactlyOnce, "i1")
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("pipeline: %v", err)
-		}
-	}()
-	select {
-	case <-p.Ready():
-	case err := <-done:
-		t.Fatalf("pipeline stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("pipeline not ready")
-	}
+	h := startPipelineApp(t, topics, eos.ExactlyOnce, "i1", topics.Rides+"-app")
+	defer h.stop()
+	p := h.p
 	good := string(rideJSON("2024-01-01 13:05:00", 7, "1", "1.5", "10.00", "2.00", "14.5"))
 	cases := []struct {
 		key, value, reason string
