@@ -115,11 +115,8 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 	}
 	want := oracle(t, readParquetRides(t, file), readBoroughs(t, filepath.Join(data, "taxi_zone_lookup.csv")))
 
-	topics := testTopics(t)
+	topics := pipelineInputs(t, 6)
 	admin := kafka.Admin(t)
-	createTopic(t, admin, topics.Rides, 6, nil)
-	createTopic(t, admin, topics.Zones, 1, map[string]string{"cleanup.policy": "compact"})
-	loadZones(t, topics.Zones, filepath.Join(data, "taxi_zone_lookup.csv"))
 	// The processor creates its own topics; create them here so that the first
 	// instances do not race each other creating them.
 	tcfg := topology.Config{Topics: topics, App: topics.Rides + "-app", IngestPartitions: 6}.WithDefaults()

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/taxi-stream/taxi-stream/processors/eos"
+	"github.com/taxi-stream/taxi-stream/producer/zones"
+	"github.com/taxi-stream/taxi-stream/topology"
 )
 
 // The oracle is a plain batch computation over a file, written without the
@@ -309,11 +312,7 @@ func TestResultsEqualBatchOracleInDropoffOrder(t *testing.T) {
 			}
 			want := oracle(t, rides, boroughs)
 
-			topics := testTopics(t)
-			admin := kafka.Admin(t)
-			createTopic(t, admin, topics.Rides, 3, nil)
-			createTopic(t, admin, topics.Zones, 1, map[string]string{"cleanup.policy": "compact"})
-			loadZones(t, topics.Zones, filepath.Join(data, "taxi_zone_lookup.csv"))
+			topics := pipelineInputs(t, 3)
 			start := time.Now()
 			n := feedRides(t, topics.Rides, 3, path, feedOptions{markers: true})
 			if n != len(rides) {
@@ -365,26 +364,25 @@ func TestResultsEqualBatchOracleInDropoffOrder(t *testing.T) {
 	}
 }
 
-// loadZones writes the zone lookup CSV to the zones topic (as the replay producer's
-// zones command does).
+// loadZones loads the zone lookup CSV into the zones topic with the replay
+// producer's zones loader.
 func loadZones(t testing.TB, topic, path string) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := zones.Run(context.Background(), zones.Config{File: path, Brokers: kafka.Brokers(t), Topic: topic}); err != nil {
+		t.Fatalf("load zones %s: %v", path, err)
 	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []rawRecord
-	for _, r := range recs[1:] {
-		id, _ := strconv.Atoi(r[0])
-		v, _ := json.Marshal(map[string]any{"LocationID": id, "Borough": r[1], "Zone": r[2], "service_zone": r[3]})
-		out = append(out, rawRecord{0, r[0], v, nil})
-	}
-	writeRecords(t, topic, out)
+}
+
+// pipelineInputs creates a rides topic with the given partitions and a zones topic
+// holding the real zone table.
+func pipelineInputs(t testing.TB, partitions int32) topology.Topics {
+	t.Helper()
+	topics := testTopics(t)
+	admin := kafka.Admin(t)
+	createTopic(t, admin, topics.Rides, partitions, nil)
+	createTopic(t, admin, topics.Zones, 1, map[string]string{"cleanup.policy": "compact"})
+	loadZones(t, topics.Zones, filepath.Join(sharedData(t), "taxi_zone_lookup.csv"))
+	return topics
 }
 
 // naiveLateFraction applies Spark's rule (watermark = max event time seen - 10 min,
@@ -416,11 +414,7 @@ func TestFileOrderConservationAndLateness(t *testing.T) {
 					nullBlock++
 				}
 			}
-			topics := testTopics(t)
-			admin := kafka.Admin(t)
-			createTopic(t, admin, topics.Rides, 3, nil)
-			createTopic(t, admin, topics.Zones, 1, map[string]string{"cleanup.policy": "compact"})
-			loadZones(t, topics.Zones, filepath.Join(data, "taxi_zone_lookup.csv"))
+			topics := pipelineInputs(t, 3)
 			n := feedRides(t, topics.Rides, 3, path, feedOptions{fileOrder: true, markers: true})
 			p, cancel, done := startPipeline(t, topics, eos.ExactlyOnce, "i1")
 			defer func() {
@@ -488,11 +482,7 @@ func sortedRecords(t testing.TB, topic string, want int) []string {
 func TestOneAndThreeInstancesGiveIdenticalResults(t *testing.T) {
 	data := sharedData(t)
 	path := filepath.Join(data, "green_tripdata_2025-01.parquet")
-	topics := testTopics(t)
-	admin := kafka.Admin(t)
-	createTopic(t, admin, topics.Rides, 3, nil)
-	createTopic(t, admin, topics.Zones, 1, map[string]string{"cleanup.policy": "compact"})
-	loadZones(t, topics.Zones, filepath.Join(data, "taxi_zone_lookup.csv"))
+	topics := pipelineInputs(t, 3)
 	// File order: the late/on-time decisions matter here, not only the sums.
 	n := feedRides(t, topics.Rides, 3, path, feedOptions{fileOrder: true, markers: true})
 

@@ -40,11 +40,7 @@ func BenchmarkPipelineBacklog(b *testing.B) {
 }
 
 func runBacklog(b *testing.B, file string) {
-	topics := testTopics(b)
-	admin := kafka.Admin(b)
-	createTopic(b, admin, topics.Rides, 3, nil)
-	createTopic(b, admin, topics.Zones, 1, map[string]string{"cleanup.policy": "compact"})
-	loadZones(b, topics.Zones, filepath.Join(sharedData(b), "taxi_zone_lookup.csv"))
+	topics := pipelineInputs(b, 3)
 	feedStart := time.Now()
 	n := feedRides(b, topics.Rides, 3, file, feedOptions{markers: true})
 	b.Logf("fed %d rides in %s", n, time.Since(feedStart).Round(time.Millisecond))
