@@ -77,7 +77,8 @@ func appendFloat(dst []byte, v NullFloat) []byte {
 
 // appendJSONString appends s as a JSON string: ", \ and control characters escaped (\n, \r, \t
 // short, others as \u00XX, like encoding/json), invalid
-// UTF-8 replaced by U+FFFD (as encoding/json does), everything else verbatim.
+// UTF-8 replaced by U+FFFD written verbatim (encoding/json writes the escape \ufffd instead, which
+// made the output change when a decoded message was encoded again), everything else verbatim.
 func appendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
@@ -103,7 +104,7 @@ func appendJSONString(dst []byte, s string) []byte {
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, `\ufffd`...)
+			dst = append(dst, string(utf8.RuneError)...) // verbatim, so a decoded U+FFFD re-encodes the same
 		} else {
 			dst = append(dst, s[i:i+size]...)
 		}
