@@ -235,30 +235,42 @@ func floorDiv(a, b int64) int64 {
 
 // oracle groups rides per (dropoff hour, pickup borough) -> result key.
 func oracle(t testing.TB, rides []oracleRide, boroughs map[int64]string) map[string]*oracleCell {
+	return oracleWindows(t, rides, boroughs, time.Hour, time.Hour)
+}
+
+// oracleWindows groups rides per (window, pickup borough) -> result key, where a
+// ride counts in every window [start, start+size) with start a multiple of slide
+// that holds its dropoff time (Spark's window(col, size, slide)).
+func oracleWindows(t testing.TB, rides []oracleRide, boroughs map[int64]string, size, slide time.Duration) map[string]*oracleCell {
 	out := map[string]*oracleCell{}
 	for _, r := range rides {
-		hour := floorDiv(r.dropoffMs, 3_600_000) * 3_600_000
 		b, ok := boroughs[r.pu]
 		if !ok || b == "" {
 			b = "Unknown"
 		}
-		key := time.UnixMilli(hour).UTC().Format("2006-01-02T15:04:05") + "/" + b
-		c := out[key]
-		if c == nil {
-			c = &oracleCell{}
-			out[key] = c
+		for start := floorDiv(r.dropoffMs, slide.Milliseconds()) * slide.Milliseconds(); start > r.dropoffMs-size.Milliseconds(); start -= slide.Milliseconds() {
+			key := time.UnixMilli(start).UTC().Format("2006-01-02T15:04:05") + "/" + b
+			c := out[key]
+			if c == nil {
+				c = &oracleCell{}
+				out[key] = c
+			}
+			c.add(t, r)
 		}
-		c.count++
-		if r.passengers != nil {
-			c.passSum += *r.passengers
-			c.passN++
-		}
-		c.dist += hundredths(t, r.dist)
-		c.fare += hundredths(t, r.fare)
-		c.tip += hundredths(t, r.tip)
-		c.total += hundredths(t, r.total)
 	}
 	return out
+}
+
+func (c *oracleCell) add(t testing.TB, r oracleRide) {
+	c.count++
+	if r.passengers != nil {
+		c.passSum += *r.passengers
+		c.passN++
+	}
+	c.dist += hundredths(t, r.dist)
+	c.fare += hundredths(t, r.fare)
+	c.tip += hundredths(t, r.tip)
+	c.total += hundredths(t, r.total)
 }
 
 // checkResultAgainstOracle compares one result record's JSON with the oracle cell.

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
+	"sort"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +18,8 @@ import (
 
 	"github.com/taxi-stream/taxi-stream/integration/kafkatest"
 	"github.com/taxi-stream/taxi-stream/processors/eos"
+	"github.com/taxi-stream/taxi-stream/processors/pipeline"
+	"github.com/taxi-stream/taxi-stream/processors/results"
 	"github.com/taxi-stream/taxi-stream/producer/synth"
 )
 
@@ -23,6 +28,7 @@ import (
 // real broker; one instance (exactly-once) processes them until every ride is in a
 // result. It reports rides/s, changelog records written per ride and the Go
 // memory high-water mark of the test process during processing.
+// BENCH_CPUPROFILE=file profiles the processing (not the feeding).
 //
 //	go test -run '^$' -bench BenchmarkPipelineBacklog -benchtime 1x ./integration/
 func BenchmarkPipelineBacklog(b *testing.B) {
@@ -63,6 +69,16 @@ func runBacklog(b *testing.B, file string) {
 	}()
 	b.ResetTimer()
 	start := time.Now()
+	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" { // the processing only, not the feeding
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if path := os.Getenv("BENCH_GOROUTINES"); path != "" {
 		go func() {
 			time.Sleep(10 * time.Second)
@@ -72,7 +88,28 @@ func runBacklog(b *testing.B, file string) {
 			}
 		}()
 	}
-	h := startPipelineApp(b, topics, eos.ExactlyOnce, "bench", topics.Rides+"-app")
+	closes := newCloseClock(3)
+	h := startPipelineApp(b, topics, eos.ExactlyOnce, "bench", topics.Rides+"-app", func(o *pipeline.Options) {
+		o.WatermarkPassed = closes.passed
+	})
+	followCtx, stopFollow := context.WithCancel(context.Background())
+	defer stopFollow()
+	readable := map[int64]time.Time{} // window end -> first result of it readable
+	var readableMu sync.Mutex
+	go func() {
+		_ = results.Follow(followCtx, results.FollowConfig{Brokers: kafka.Brokers(b), Topic: topics.Results, Sarama: kafkatest.SaramaConfig},
+			func(r results.Record, err error) {
+				if err != nil {
+					return
+				}
+				now := time.Now()
+				readableMu.Lock()
+				if _, ok := readable[r.Result.Window.EndMs]; !ok {
+					readable[r.Result.Window.EndMs] = now
+				}
+				readableMu.Unlock()
+			})
+	}()
 	for {
 		in, win := h.p.Stages()
 		if in != nil && win != nil && win.Counters.RidesEmitted.Load()+in.Counters.Late.Load()+in.Counters.Dead.Load() >= int64(n) {
@@ -86,12 +123,26 @@ func runBacklog(b *testing.B, file string) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	for name, rt := range map[string]*eos.Runtime{"ingest": first(h.p.Runtimes()), "windows": second(h.p.Runtimes())} {
-		total, longest := rt.CommitTime()
-		b.Logf("%s: %d commits, %s committing (%.0f%% of the run), longest %s, avg %s", name, rt.Commits(), total.Round(time.Millisecond),
-			100*total.Seconds()/elapsed.Seconds(), longest.Round(time.Millisecond), (total / time.Duration(max(1, rt.Commits()))).Round(time.Microsecond))
+		paused, longest, total := rt.CommitTime()
+		n := time.Duration(max(1, rt.Commits()))
+		b.Logf("%s: %d commits, avg %s; processing paused %s (%.0f%% of the run), longest pause %s, avg pause %s", name, rt.Commits(),
+			(total / n).Round(time.Microsecond), paused.Round(time.Millisecond), 100*paused.Seconds()/elapsed.Seconds(),
+			longest.Round(time.Millisecond), (paused / n).Round(time.Microsecond))
 	}
 	close(stop)
 	h.stop()
+	time.Sleep(500 * time.Millisecond) // let the follower see the last results
+	stopFollow()
+	readableMu.Lock()
+	delays := closes.delays(readable)
+	readableMu.Unlock()
+	if len(delays) > 0 {
+		p50, p99, worst := percentile(delays, 0.50), percentile(delays, 0.99), delays[len(delays)-1]
+		b.ReportMetric(float64(p50.Microseconds())/1000, "close-p50-ms")
+		b.ReportMetric(float64(p99.Microseconds())/1000, "close-p99-ms")
+		b.Logf("close delay over %d windows (watermark passes the window end in every partition -> result readable read_committed): p50 %s, p99 %s, max %s",
+			len(delays), p50.Round(time.Millisecond), p99.Round(time.Millisecond), worst.Round(time.Millisecond))
+	}
 
 	changelog := string(goka.GroupTable(h.p.Config().WindowsGroup()))
 	records := topicRecords(b, changelog)
@@ -120,6 +171,69 @@ func topicRecords(b *testing.B, topic string) int64 {
 		total += newest - oldest
 	}
 	return total
+}
+
+// closeClock records each ingest partition's watermark timeline (reported when it
+// passes window ends), to find when a window could close: the moment the last
+// partition's watermark reached its end.
+type closeClock struct {
+	partitions int
+	mu         sync.Mutex
+	timeline   map[int32][]wmAt
+}
+
+type wmAt struct {
+	wm int64
+	at time.Time
+}
+
+func newCloseClock(partitions int) *closeClock {
+	return &closeClock{partitions: partitions, timeline: map[int32][]wmAt{}}
+}
+
+// passed is the pipeline's WatermarkPassed hook.
+func (c *closeClock) passed(p int32, wm int64) {
+	now := time.Now()
+	c.mu.Lock()
+	c.timeline[p] = append(c.timeline[p], wmAt{wm, now})
+	c.mu.Unlock()
+}
+
+// closedAt returns when every partition's watermark had reached end.
+func (c *closeClock) closedAt(end int64) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.timeline) < c.partitions {
+		return time.Time{}, false
+	}
+	var last time.Time
+	for _, tl := range c.timeline {
+		i := sort.Search(len(tl), func(i int) bool { return tl[i].wm >= end })
+		if i == len(tl) {
+			return time.Time{}, false
+		}
+		if tl[i].at.After(last) {
+			last = tl[i].at
+		}
+	}
+	return last, true
+}
+
+// delays returns, sorted, for each window end with a readable result the time from
+// closing to readable.
+func (c *closeClock) delays(readable map[int64]time.Time) []time.Duration {
+	var out []time.Duration
+	for end, at := range readable {
+		if closed, ok := c.closedAt(end); ok {
+			out = append(out, max(0, at.Sub(closed)))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
 }
 
 func first[A, B any](a A, _ B) A  { return a }

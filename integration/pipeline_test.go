@@ -143,9 +143,9 @@ type pipelineHandle struct {
 
 // startPipelineApp starts an instance of the app (goka groups <app>-ingest/-windows)
 // and waits until it is ready; stop cancels it and checks its error.
-func startPipelineApp(t testing.TB, topics topology.Topics, mode eos.Mode, instance, app string) *pipelineHandle {
+func startPipelineApp(t testing.TB, topics topology.Topics, mode eos.Mode, instance, app string, opts ...func(*pipeline.Options)) *pipelineHandle {
 	t.Helper()
-	p, cancel, done := startPipelineWithApp(t, topics, mode, instance, app)
+	p, cancel, done := startPipelineWithApp(t, topics, mode, instance, app, opts...)
 	select {
 	case <-p.Ready():
 	case err := <-done:
@@ -171,13 +171,14 @@ func startPipeline(t testing.TB, topics topology.Topics, mode eos.Mode, instance
 	return startPipelineWithApp(t, topics, mode, instance, topics.Rides+"-app")
 }
 
-func startPipelineWithApp(t testing.TB, topics topology.Topics, mode eos.Mode, instance, app string) (*pipeline.Pipeline, context.CancelFunc, <-chan error) {
+// startPipelineWithApp starts an instance; opts adjust its options.
+func startPipelineWithApp(t testing.TB, topics topology.Topics, mode eos.Mode, instance, app string, opts ...func(*pipeline.Options)) (*pipeline.Pipeline, context.CancelFunc, <-chan error) {
 	t.Helper()
 	level := slog.LevelWarn
 	if testing.Verbose() {
 		level = slog.LevelInfo
 	}
-	p, err := pipeline.New(pipeline.Options{
+	o := pipeline.Options{
 		Brokers:    kafka.Brokers(t),
 		Topology:   topology.Config{Topics: topics, App: app},
 		Guarantee:  mode,
@@ -186,7 +187,11 @@ func startPipelineWithApp(t testing.TB, topics topology.Topics, mode eos.Mode, i
 		CommitInterval: envDuration("BENCH_COMMIT_INTERVAL", 0),
 		StateDir:       t.TempDir(),
 		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("instance", instance),
-	})
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	p, err := pipeline.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

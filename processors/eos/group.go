@@ -2,7 +2,6 @@ package eos
 
 import (
 	"context"
-	"sync"
 
 	"github.com/IBM/sarama"
 )
@@ -44,14 +43,11 @@ func (h *groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
 	return err
 }
 
-// session records goka's MarkOffset calls instead of passing them on: offsets are
-// committed only by the runtime's commit, together with the outputs they produced.
+// session keeps goka's MarkOffset calls from reaching Sarama: offsets are committed
+// only by the runtime's commit, together with the outputs they produced.
 type session struct {
 	sarama.ConsumerGroupSession
 	rt *Runtime
-
-	mu     sync.Mutex
-	marked map[topicPartition]int64 // next offset to consume, per input partition
 }
 
 type topicPartition struct {
@@ -59,45 +55,15 @@ type topicPartition struct {
 	partition int32
 }
 
-func (s *session) MarkOffset(topic string, partition int32, offset int64, _ string) {
-	s.mu.Lock()
-	if s.marked == nil {
-		s.marked = map[topicPartition]int64{}
-	}
-	tp := topicPartition{topic, partition}
-	if offset > s.marked[tp] {
-		s.marked[tp] = offset
-	}
-	s.mu.Unlock()
-	// Broadcast under the runtime's lock so that a commit checking its condition
-	// cannot miss this wake-up.
-	s.rt.mu.Lock()
-	s.rt.progress.Broadcast()
-	s.rt.mu.Unlock()
-}
+// MarkOffset is a no-op: the runtime commits the offsets of the messages whose
+// callbacks ran (Runtime.Wrap), in the transaction that holds their outputs.
+func (s *session) MarkOffset(string, int32, int64, string) {}
 
-func (s *session) MarkMessage(msg *sarama.ConsumerMessage, metadata string) {
-	s.MarkOffset(msg.Topic, msg.Partition, msg.Offset+1, metadata)
-}
+// MarkMessage is a no-op, like MarkOffset.
+func (s *session) MarkMessage(*sarama.ConsumerMessage, string) {}
 
 // Commit is a no-op: the runtime commits.
 func (s *session) Commit() {}
 
 // ResetOffset is not used by goka; refuse silently moving offsets backwards.
 func (s *session) ResetOffset(string, int32, int64, string) {}
-
-func (s *session) snapshotMarks() map[topicPartition]int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[topicPartition]int64, len(s.marked))
-	for k, v := range s.marked {
-		out[k] = v
-	}
-	return out
-}
-
-func (s *session) markedAtLeast(tp topicPartition, next int64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.marked[tp] >= next
-}

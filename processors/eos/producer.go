@@ -15,6 +15,11 @@ import (
 type producer struct {
 	ap sarama.AsyncProducer
 
+	// sendMu orders sends: held messages are released before any later send.
+	sendMu  sync.Mutex
+	holding bool                      // guarded by sendMu
+	held    []*sarama.ProducerMessage // guarded by sendMu
+
 	mu       sync.Mutex
 	cond     *sync.Cond
 	inFlight int   // messages sent and not yet acknowledged
@@ -61,14 +66,57 @@ func (p *producer) done(msg *sarama.ProducerMessage, err error) {
 	p.mu.Unlock()
 }
 
-// send writes msg asynchronously; its outcome is collected by waitAcked.
+// send writes msg asynchronously; its outcome is collected by waitAcked. While the
+// producer holds (a transaction is committing), msg waits for the next transaction.
 func (p *producer) send(msg *sarama.ProducerMessage, finish goka.PromiseFinisher) {
+	msg.Metadata = &sendMeta{finish: finish}
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
+	if p.holding {
+		p.held = append(p.held, msg)
+		return
+	}
+	p.input(msg)
+}
+
+func (p *producer) input(msg *sarama.ProducerMessage) {
 	p.mu.Lock()
 	p.inFlight++
 	p.sent++
 	p.mu.Unlock()
-	msg.Metadata = &sendMeta{finish: finish}
 	p.ap.Input() <- msg
+}
+
+// hold keeps later sends out of the transaction that is being committed: they
+// wait in memory until release (the next transaction) or dropHeld.
+func (p *producer) hold() {
+	p.sendMu.Lock()
+	p.holding = true
+	p.sendMu.Unlock()
+}
+
+// release sends the held messages, in order, and ends holding.
+func (p *producer) release() {
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
+	for _, msg := range p.held {
+		p.input(msg)
+	}
+	p.held, p.holding = nil, false
+}
+
+// dropHeld fails the held messages with err (their transaction will never begin)
+// and ends holding.
+func (p *producer) dropHeld(err error) {
+	p.sendMu.Lock()
+	held := p.held
+	p.held, p.holding = nil, false
+	p.sendMu.Unlock()
+	for _, msg := range held {
+		if meta, ok := msg.Metadata.(*sendMeta); ok && meta.finish != nil {
+			meta.finish(msg, err)
+		}
+	}
 }
 
 // waitAcked waits until every message sent so far is acknowledged and returns the

@@ -49,6 +49,11 @@ type Config struct {
 	// EventTimeField is the ride field that holds the event time ("" = dropoff time).
 	EventTimeField string
 	Logger         *slog.Logger
+	// WatermarkPassed, when set, is called from the callback each time a partition's
+	// watermark passes one or more slide boundaries (window ends), with the new
+	// watermark (watermark.Closed after a final marker). It feeds close-delay
+	// measurements; keep it cheap.
+	WatermarkPassed func(partition int32, watermarkMs int64)
 }
 
 // Counters are the stage's running totals over all partitions this instance ran.
@@ -80,6 +85,9 @@ type partitionState struct {
 	// the watermark last sent to the windows stage
 	sentWM    int64
 	sentHasWM bool
+	// the watermark last reported to Config.WatermarkPassed
+	passedWM  int64
+	passedHas bool
 }
 
 // New creates the stage. committer is asked for an early commit when a partition's
@@ -129,7 +137,7 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 		}
 		s.Counters.Markers.Add(1)
 		st.tracker.ObserveMarker(m.WatermarkMs, m.Final)
-		s.maybeRequestCommit(st)
+		s.maybeRequestCommit(ctx, st)
 		return
 	}
 	s.Counters.In.Add(1)
@@ -164,7 +172,7 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 	}
 	s.Counters.OnTime.Add(1)
 	st.tracker.ObserveEvent(facts.EventMs)
-	s.maybeRequestCommit(st)
+	s.maybeRequestCommit(ctx, st)
 }
 
 // borough joins a pickup zone to its borough through the zones lookup table (a goka
@@ -221,7 +229,7 @@ func inputHeaders(ctx goka.Context, h goka.Headers) goka.Headers {
 
 // maybeRequestCommit asks for an early commit when the watermark has passed a
 // window end since the last flush: a window may close now.
-func (s *Stage) maybeRequestCommit(st *partitionState) {
+func (s *Stage) maybeRequestCommit(ctx goka.Context, st *partitionState) {
 	wm, ok := st.tracker.Watermark()
 	if !ok {
 		return
@@ -229,6 +237,10 @@ func (s *Stage) maybeRequestCommit(st *partitionState) {
 	slide := s.cfg.Window.Slide.Milliseconds()
 	if !st.sentHasWM || floorDiv(wm, slide) > floorDiv(st.sentWM, slide) {
 		s.committer.RequestCommit()
+	}
+	if s.cfg.WatermarkPassed != nil && (!st.passedHas || floorDiv(wm, slide) > floorDiv(st.passedWM, slide)) {
+		st.passedWM, st.passedHas = wm, true
+		s.cfg.WatermarkPassed(ctx.Partition(), wm)
 	}
 }
 

@@ -44,6 +44,9 @@ type Options struct {
 	// Sarama returns a base client config (version, TLS/SASL). Default eos.DefaultSaramaConfig.
 	Sarama func() *sarama.Config
 	Logger *slog.Logger
+	// WatermarkPassed, when set, is called when an ingest partition's watermark
+	// passes window ends (see ingest.Config.WatermarkPassed); for measurements.
+	WatermarkPassed func(partition int32, watermarkMs int64)
 }
 
 func (o *Options) validate() error {
@@ -261,6 +264,7 @@ func (p *Pipeline) runIngest(ctx context.Context, started func()) error {
 		Watermark:         p.cfg.Watermark,
 		EventTimeField:    p.cfg.EventTimeField,
 		Logger:            p.opts.Logger.With("stage", "ingest"),
+		WatermarkPassed:   p.opts.WatermarkPassed,
 	}, c)
 	if err != nil {
 		return err
