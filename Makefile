@@ -10,15 +10,34 @@ KAFKA_DIR ?= .kafka-local
 demo:
 	$(GO) run ./cmd/taxi-demo $(DEMO_ARGS)
 
-.PHONY: test vet unit fuzz demo chaos kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
+.PHONY: test browser web-vendor vet unit fuzz demo chaos kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
 
 ## test: every test: vet, unit and integration tests (real Kafka broker from Maven Central) with -race, brief fuzzing
-test: vet
+test: browser vet
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@$(MAKE) --no-print-directory fuzz
 
 vet:
 	$(GO) vet ./...
+
+## browser: Debian packages the tests drive: chromium (the dashboard's browser test) and an MIT
+## Kerberos KDC (the GSSAPI security test), installed with apt-get when missing
+CHROMIUM ?= /usr/bin/chromium
+KDC ?= /usr/sbin/krb5kdc
+browser:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(KDC) ]; then \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "installing chromium and krb5-kdc (apt-get)"; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation krb5-kdc krb5-admin-server \
+		|| { [ -z "$$CI" ] && echo "warning: not installed: the browser and Kerberos tests will be skipped"; }; \
+	fi
+
+## web-vendor: refresh the dashboard's charting library (uPlot, pinned in package-lock.json) in cmd/internal/dashboard/web/vendor (go build needs no npm)
+WEB_DIR := cmd/internal/dashboard/web
+web-vendor:
+	cd $(WEB_DIR) && npm ci --no-audit --no-fund
+	cp $(WEB_DIR)/node_modules/uplot/dist/uPlot.iife.min.js $(WEB_DIR)/node_modules/uplot/dist/uPlot.min.css $(WEB_DIR)/vendor/
+	cp $(WEB_DIR)/node_modules/uplot/LICENSE $(WEB_DIR)/vendor/uPlot.LICENSE
 
 ## unit: only the fast tests (no broker, no JVM)
 unit:

@@ -136,6 +136,8 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 			"--rides-topic", topics.Rides, "--zones-topic", topics.Zones, "--windows-topic", topics.Windows,
 			"--results-topic", topics.Results, "--late-topic", topics.Late, "--dead-topic", topics.Dead,
 			"--app", tcfg.App, "--instance-id", name, "--state-dir", filepath.Join(dir, name+"-state"),
+			// Several processes on one machine: the default :8080 would collide.
+			"--http-addr", "127.0.0.1:0",
 			// CHAOS_GUARANTEE=at_least_once runs the same suite without transactions: it
 			// is expected to fail (duplicates), which shows that the suite can fail.
 			"--guarantee", envString("CHAOS_GUARANTEE", "exactly_once"),

@@ -22,6 +22,8 @@ import (
 
 type demoConfig struct {
 	brokers, dataDir, file, format, logLevel string
+	dashboardAddr, apiAddr                   string
+	hold                                     bool
 	synthetic, partitions                    int
 	speedup                                  float64
 }
@@ -122,12 +124,26 @@ func run(ctx context.Context, cfg demoConfig) error {
 
 	// 4. The processor, in this process.
 	start := time.Now()
+	topo := topology.Config{Topics: topics, App: "taxi-demo-" + run}
 	p, err := pipeline.New(pipeline.Options{
-		Brokers: brokers, Topology: topology.Config{Topics: topics, App: "taxi-demo-" + run},
+		Brokers: brokers, Topology: topo,
 		Guarantee: eos.ExactlyOnce, InstanceID: "demo", StateDir: filepath.Join(tmp, "state"), Logger: log,
 	})
 	if err != nil {
 		return err
+	}
+	// The processor's query API and the dashboard, in this process too.
+	srv, err := startServers(brokers, topo, p, cfg.apiAddr, cfg.dashboardAddr, log, say)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if srv.DashboardURL != "" {
+		hint := ""
+		if !cfg.hold {
+			hint = "; --hold keeps it up after the replay"
+		}
+		say("dashboard: %s (query API %s%s)", srv.DashboardURL, srv.APIURL, hint)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -203,6 +219,10 @@ func run(ctx context.Context, cfg demoConfig) error {
 					elapsed := time.Since(start)
 					say("done: %d trips -> %d results in %d windows (%d trips), %d late, %d dead-letter; %s end to end (%.0f trips/s)",
 						sent, records, windows, counted, late, dead, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds())
+					if cfg.hold && srv.DashboardURL != "" {
+						say("holding: the dashboard stays at %s; Ctrl-C to stop", srv.DashboardURL)
+						<-ctx.Done()
+					}
 					cancel()
 					if err := <-procDone; err != nil && !errors.Is(err, context.Canceled) {
 						return err

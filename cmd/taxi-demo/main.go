@@ -1,8 +1,9 @@
 // Command taxi-demo is the main job end to end on one machine: it starts an embedded
 // Kafka-protocol broker (or uses --brokers), loads the zone table, replays a month of
 // real TLC trips (../shared/data when present, else generated ones), runs the
-// processor, prints each hourly window as it closes, and stops when every ride is
-// accounted for.
+// processor with its query API and the live dashboard (the URL is printed), prints
+// each hourly window as it closes, and stops when every ride is accounted for
+// (--hold keeps the dashboard up until Ctrl-C).
 package main
 
 import (
@@ -24,7 +25,8 @@ func main() {
 		Example: `  taxi-demo                                   # embedded broker, real data from ../shared/data
   taxi-demo --brokers localhost:9092          # a real cluster
   taxi-demo --file green_tripdata_2025-01.parquet --format json
-  taxi-demo --synthetic 500000                # generated trips`,
+  taxi-demo --synthetic 500000                # generated trips
+  taxi-demo --speedup 7200 --hold             # watch it live on the dashboard (two hours per second), stay up until Ctrl-C`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -45,6 +47,9 @@ func main() {
 	f.Float64Var(&cfg.speedup, "speedup", 0, "replay event time this many times faster than real time (0: as fast as possible)")
 	f.IntVar(&cfg.partitions, "partitions", 3, "partitions of the rides topic")
 	f.StringVar(&cfg.logLevel, "log-level", "warn", "log level of the components")
+	f.StringVar(&cfg.dashboardAddr, "dashboard-addr", "127.0.0.1:8090", "address of the live dashboard (a taken port falls back to a free one); empty: no dashboard")
+	f.StringVar(&cfg.apiAddr, "http-addr", "127.0.0.1:0", "address of the processor's HTTP server (query API, /metrics) that the dashboard polls")
+	f.BoolVar(&cfg.hold, "hold", false, "keep the processor and the dashboard running after the replay has finished, until Ctrl-C")
 	cli.EnvHelp(f, "TAXI_DEMO")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "taxi-demo:", err)

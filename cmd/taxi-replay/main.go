@@ -26,7 +26,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
 	"github.com/taxi-stream/taxi-stream/producer/replay"
+	"github.com/taxi-stream/taxi-stream/producer/replay/kafkaio"
 	"github.com/taxi-stream/taxi-stream/producer/zones"
 )
 
@@ -74,6 +76,7 @@ type common struct {
 	brokers  string
 	logLevel string
 	timeout  time.Duration
+	sec      cli.Security
 }
 
 func (c *common) register(cmd *cobra.Command) {
@@ -85,6 +88,22 @@ func (c *common) register(cmd *cobra.Command) {
 	f.StringVar(&c.brokers, "brokers", def, "Kafka bootstrap servers, comma separated (from $KAFKA_BROKERS when set, else localhost:9092)")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&c.timeout, "write-timeout", 30*time.Second, "timeout of one Kafka request, including the acks of all in-sync replicas")
+	c.sec.Register(f)
+}
+
+// security checks the security flags and returns the kafka-go settings.
+func (c *common) security() (kafkaio.Security, error) {
+	if strings.EqualFold(strings.TrimSpace(c.sec.Mechanism), cli.MechanismGSSAPI) {
+		return kafkaio.Security{}, usageError{cli.ErrGSSAPIUnsupported} // before checking the Kerberos files
+	}
+	if err := c.sec.Validate(); err != nil {
+		return kafkaio.Security{}, usageError{err}
+	}
+	tlsCfg, mech, err := c.sec.KafkaGo()
+	if err != nil {
+		return kafkaio.Security{}, usageError{err}
+	}
+	return kafkaio.Security{TLS: tlsCfg, SASL: mech}, nil
 }
 
 func (c *common) brokerList() []string {
@@ -166,7 +185,7 @@ last record tells where it ends, and only what is missing is sent (no gap, no du
 				defer stop()
 			}
 			_, err = replay.Run(cmd.Context(), cfg)
-			return err
+			return rf.sec.Explain(err)
 		},
 	}
 	rf.common.register(cmd)
@@ -214,6 +233,10 @@ func (rf *replayFlags) config(args []string) (replay.Config, error) {
 	cfg := rf.cfg
 	cfg.Inputs = args
 	cfg.Brokers = rf.brokerList()
+	if cfg.Security, err = rf.security(); err != nil {
+		return cfg, err
+	}
+	log.Debug("kafka connection", "brokers", cfg.Brokers, "security", &rf.sec)
 	cfg.Order = replay.Order(rf.order)
 	cfg.NoMarkers = !rf.markers
 	cfg.SkipVerify = !rf.verify
@@ -264,12 +287,16 @@ A bad header, a duplicate or an out-of-range LocationID stops the load before an
 				return err
 			}
 			cfg.Brokers, cfg.Logger, cfg.WriteTimeout = cc.brokerList(), log, cc.timeout
+			if cfg.Security, err = cc.security(); err != nil {
+				return err
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
+			log.Debug("kafka connection", "brokers", cfg.Brokers, "security", &cc.sec)
 			sum, err := zones.Run(cmd.Context(), cfg)
 			if err != nil {
-				return err
+				return cc.sec.Explain(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "loaded %d zones into %s (%d partitions, per partition %v)\n",
 				sum.Zones, cfg.Topic, sum.Partitions, sum.PerPartition)
@@ -318,7 +345,12 @@ func newCleanupCommand() *cobra.Command {
 			if !yes {
 				return usageError{fmt.Errorf("would delete %s: confirm with --yes", strings.Join(list, ", "))}
 			}
-			res, err := replay.Cleanup(cmd.Context(), cc.brokerList(), list, cc.timeout)
+			sec, err := cc.security()
+			if err != nil {
+				return err
+			}
+			res, err := replay.CleanupSecure(cmd.Context(), cc.brokerList(), sec, list, cc.timeout)
+			err = cc.sec.Explain(err)
 			for _, r := range res {
 				state := "deleted"
 				switch {

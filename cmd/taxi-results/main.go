@@ -34,6 +34,7 @@ func newCommand() *cobra.Command {
 		brokers, topic, format string
 		fromNow                bool
 		idle                   time.Duration
+		sec                    cli.Security
 	)
 	cmd := &cobra.Command{
 		Use:   "taxi-results",
@@ -55,9 +56,12 @@ func newCommand() *cobra.Command {
 			if format != "table" && format != "json" {
 				return fmt.Errorf("--format %q: want table or json", format)
 			}
+			if err := sec.Validate(); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return run(ctx, bl, topic, format, fromNow, idle)
+			return sec.Explain(run(ctx, results.FollowConfig{Brokers: bl, Topic: topic, FromNewest: fromNow, Sarama: sec.Sarama(eos.DefaultSaramaConfig)}, format, idle))
 		},
 	}
 	f := cmd.Flags()
@@ -66,18 +70,19 @@ func newCommand() *cobra.Command {
 	f.StringVar(&format, "format", "table", "table (one console table per window) or json (one JSON line per window and borough)")
 	f.BoolVar(&fromNow, "from-now", false, "start at the end of the topic instead of its beginning")
 	f.DurationVar(&idle, "exit-after-idle", 0, "stop when no result has arrived for this long (0: follow forever)")
+	sec.Register(f)
 	cli.EnvHelp(f, envPrefix)
 	return cmd
 }
 
-func run(ctx context.Context, brokers []string, topic, format string, fromNow bool, idle time.Duration) error {
+func run(ctx context.Context, fc results.FollowConfig, format string, idle time.Duration) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g := &results.Grouper{Quiet: 300 * time.Millisecond}
 	lastSeen := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- results.Follow(ctx, results.FollowConfig{Brokers: brokers, Topic: topic, FromNewest: fromNow, Sarama: eos.DefaultSaramaConfig},
+		done <- results.Follow(ctx, fc,
 			func(r results.Record, err error) {
 				select {
 				case lastSeen <- struct{}{}:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
 	"github.com/taxi-stream/taxi-stream/processors/eos"
+	"github.com/taxi-stream/taxi-stream/processors/httpapi"
 	"github.com/taxi-stream/taxi-stream/processors/pipeline"
 	"github.com/taxi-stream/taxi-stream/processors/watermark"
 	"github.com/taxi-stream/taxi-stream/processors/window"
@@ -44,7 +45,9 @@ func newCommand() *cobra.Command {
 		sample, windowsPartitions                                   int
 		replication                                                 int16
 		cfg                                                         topology.Config
+		sec                                                         cli.Security
 	)
+	var httpAddr string
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
 		Use:   "taxi-stream",
@@ -73,6 +76,9 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 			if err != nil {
 				return err
 			}
+			if err := sec.Validate(); err != nil {
+				return err
+			}
 			mode, err := eos.ParseMode(guarantee)
 			if err != nil {
 				return fmt.Errorf("--guarantee: %w", err)
@@ -95,11 +101,15 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 			p, err := pipeline.New(pipeline.Options{
 				Brokers: bl, Topology: cfg, Guarantee: mode, CommitInterval: commitInterval,
 				InstanceID: instance, StateDir: stateDir, Replication: replication, Logger: log,
+				Sarama: sec.Sarama(eos.DefaultSaramaConfig),
 			})
 			if err != nil {
 				return err
 			}
-			err = p.Run(cmd.Context())
+			log.Info("kafka connection", "brokers", bl, "security", sec)
+			err = sec.Explain(runPipeline(cmd.Context(), p, httpapi.Config{
+				Addr: httpAddr, Brokers: bl, Topology: cfg, InstanceID: instance, Pipeline: p, Logger: log,
+			}))
 			if errors.Is(err, context.Canceled) {
 				err = nil
 			}
@@ -130,6 +140,8 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 	f.Int16Var(&replication, "replication", -1, "replication factor of the topics the processor creates (-1: the broker's default)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&httpAddr, "http-addr", ":8080", `HTTP server address: /metrics, /healthz, /readyz, /api/v1/... ("" disables it; 127.0.0.1:0 picks a free port, logged)`)
+	sec.Register(f)
 	cli.EnvHelp(f, envPrefix)
 	return cmd
 }

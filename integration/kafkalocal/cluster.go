@@ -56,7 +56,87 @@ type Config struct {
 	Detach bool
 	// Logger receives progress messages. Default: discard.
 	Logger *slog.Logger
+	// Secure adds a second client listener to every node, beside the PLAINTEXT one
+	// (which the brokers and controllers keep for themselves): SASL_SSL, SSL or
+	// SASL_PLAINTEXT, on a free port (Cluster.SecureBrokers).
+	Secure *SecureListener
 }
+
+// SecureListener configures the secured client listener (Kafka's listener named
+// SECURE). Its users are created when the storage is formatted: reusing a cluster
+// directory keeps the users it was formatted with.
+type SecureListener struct {
+	// Protocol is SASL_SSL (default), SSL or SASL_PLAINTEXT.
+	Protocol string
+	// Keystore is a PEM file with the broker's unencrypted PKCS#8 private key and its
+	// certificate chain (PKI.BrokerKeystore; ssl.keystore.type=PEM). Required with SSL
+	// and SASL_SSL.
+	Keystore string
+	// ClientCAFile, when set, makes the listener require a client certificate signed
+	// by one of its CAs (ssl.client.auth=required, ssl.truststore.type=PEM).
+	ClientCAFile string
+	// Mechanisms are the SASL mechanisms enabled: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512,
+	// and GSSAPI with Kerberos. Default: the first three, plus GSSAPI with Kerberos.
+	Mechanisms []string
+	// Kerberos, when set, enables GSSAPI: the brokers log in with this keytab.
+	Kerberos *ListenerKerberos
+	// Users maps SASL user names to passwords: SCRAM credentials for each enabled SCRAM
+	// mechanism (written at format time, KIP-900) and PLAIN users of the listener's JAAS
+	// configuration. Names and passwords may not hold '"', ',', '[', ']', '=' or '\'.
+	Users map[string]string
+}
+
+// ListenerKerberos is the brokers' Kerberos identity for SASL GSSAPI.
+type ListenerKerberos struct {
+	// Principal is the brokers' principal: <service>/<host>@REALM, where clients
+	// dial <host> (127.0.0.1) and ask for <service> (sasl.kerberos.service.name).
+	Principal string
+	Keytab    string // keytab holding the principal's key
+	Krb5Conf  string // krb5.conf naming the realm's KDC (java.security.krb5.conf)
+}
+
+func (s *SecureListener) applyDefaults() error {
+	if s.Protocol == "" {
+		s.Protocol = "SASL_SSL"
+	}
+	switch s.Protocol {
+	case "SASL_SSL", "SSL":
+		if s.Keystore == "" {
+			return fmt.Errorf("kafkalocal: a %s listener needs SecureListener.Keystore", s.Protocol)
+		}
+	case "SASL_PLAINTEXT":
+		if s.ClientCAFile != "" {
+			return errors.New("kafkalocal: SecureListener.ClientCAFile needs an SSL protocol")
+		}
+	default:
+		return fmt.Errorf("kafkalocal: SecureListener.Protocol %q: want SASL_SSL, SSL or SASL_PLAINTEXT", s.Protocol)
+	}
+	if len(s.Mechanisms) == 0 {
+		s.Mechanisms = []string{"SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"}
+		if s.Kerberos != nil {
+			s.Mechanisms = append(s.Mechanisms, "GSSAPI")
+		}
+	}
+	for _, m := range s.Mechanisms {
+		switch m {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		case "GSSAPI":
+			if k := s.Kerberos; k == nil || k.Principal == "" || k.Keytab == "" || k.Krb5Conf == "" {
+				return errors.New("kafkalocal: GSSAPI needs SecureListener.Kerberos with Principal, Keytab and Krb5Conf")
+			}
+		default:
+			return fmt.Errorf("kafkalocal: SASL mechanism %q: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or GSSAPI", m)
+		}
+	}
+	for name, pw := range s.Users {
+		if name == "" || pw == "" || strings.ContainsAny(name+pw, `\",[]=`) {
+			return fmt.Errorf("kafkalocal: SASL user %q: empty, or a name or password with one of \\ \" , [ ] =", name)
+		}
+	}
+	return nil
+}
+
+func (s *SecureListener) sasl() bool { return strings.HasPrefix(s.Protocol, "SASL_") }
 
 func (c *Config) applyDefaults() error {
 	if c.Dir == "" {
@@ -82,6 +162,11 @@ func (c *Config) applyDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Secure != nil {
+		sec := *c.Secure // the caller's value stays as it was
+		c.Secure = &sec
+		return c.Secure.applyDefaults()
 	}
 	return nil
 }
@@ -114,6 +199,7 @@ type nodeState struct {
 	ID             int    `json:"id"`
 	Port           int    `json:"port"`
 	ControllerPort int    `json:"controller_port"`
+	SecurePort     int    `json:"secure_port,omitempty"`
 	PID            int    `json:"pid,omitempty"`
 	Dir            string `json:"dir"`
 }
@@ -182,6 +268,9 @@ func (c *Cluster) prepare(ctx context.Context) error {
 			if err := checkPortFree(n.Port); err != nil {
 				return fmt.Errorf("node %d: %w (is the cluster in %s already running? stop it first)", n.ID, err, c.cfg.Dir)
 			}
+			if (c.cfg.Secure != nil) != (n.SecurePort != 0) {
+				return fmt.Errorf("%s was formatted with a different secure listener setting: use another dir or remove it", c.cfg.Dir)
+			}
 		}
 		return c.writeConfigs()
 	}
@@ -191,9 +280,13 @@ func (c *Cluster) prepare(ctx context.Context) error {
 		return err
 	}
 	c.state.ClusterID = newClusterID()
+	per := len(ports) / c.cfg.Nodes
 	for i := 0; i < c.cfg.Nodes; i++ {
-		n := nodeState{ID: i + 1, Port: ports[2*i], ControllerPort: ports[2*i+1],
+		n := nodeState{ID: i + 1, Port: ports[per*i], ControllerPort: ports[per*i+1],
 			Dir: filepath.Join(c.cfg.Dir, fmt.Sprintf("node-%d", i+1))}
+		if c.cfg.Secure != nil {
+			n.SecurePort = ports[per*i+2]
+		}
 		if err := os.MkdirAll(n.Dir, 0o755); err != nil {
 			return fmt.Errorf("create node dir: %w", err)
 		}
@@ -210,8 +303,9 @@ func (c *Cluster) prepare(ctx context.Context) error {
 	return c.saveState()
 }
 
-// choosePorts returns 2 ports per node: client, controller. Configured client ports
-// are checked to be free; the rest are picked by the kernel.
+// choosePorts returns 2 ports per node: client, controller (3 with a secure listener:
+// client, controller, secure). Configured client ports are checked to be free; the
+// rest are picked by the kernel.
 func (c *Cluster) choosePorts() ([]int, error) {
 	var ports []int
 	var holds []net.Listener
@@ -247,6 +341,13 @@ func (c *Cluster) choosePorts() ([]int, error) {
 			return nil, err
 		}
 		ports = append(ports, client, ctrl)
+		if c.cfg.Secure != nil {
+			secure, err := free()
+			if err != nil {
+				return nil, err
+			}
+			ports = append(ports, secure)
+		}
 	}
 	return ports, nil
 }
@@ -326,6 +427,40 @@ func (c *Cluster) properties(n nodeState) map[string]string {
 		"log.cleaner.backoff.ms":                                     "1000",
 		"transaction.remove.expired.transaction.cleanup.interval.ms": "60000",
 	}
+	if s := c.cfg.Secure; s != nil {
+		p["listeners"] += fmt.Sprintf(",SECURE://127.0.0.1:%d", n.SecurePort)
+		p["advertised.listeners"] += fmt.Sprintf(",SECURE://127.0.0.1:%d", n.SecurePort)
+		p["listener.security.protocol.map"] += ",SECURE:" + s.Protocol
+		if s.Keystore != "" {
+			p["ssl.keystore.type"] = "PEM"
+			p["ssl.keystore.location"] = s.Keystore
+		}
+		if s.ClientCAFile != "" {
+			// Listener prefix: a SASL_SSL listener ignores the broker-wide setting (KIP-684).
+			p["listener.name.secure.ssl.client.auth"] = "required"
+			p["ssl.truststore.type"] = "PEM"
+			p["ssl.truststore.location"] = s.ClientCAFile
+		}
+		if s.sasl() {
+			p["sasl.enabled.mechanisms"] = strings.Join(s.Mechanisms, ",")
+			for _, m := range s.Mechanisms {
+				key := "listener.name.secure." + strings.ToLower(m) + ".sasl.jaas.config"
+				if m == "GSSAPI" {
+					k := s.Kerberos
+					p["sasl.kerberos.service.name"] = strings.SplitN(k.Principal, "/", 2)[0]
+					p[key] = fmt.Sprintf(`com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true keyTab="%s" principal="%s";`, k.Keytab, k.Principal)
+				} else if m == "PLAIN" {
+					var users strings.Builder
+					for _, name := range slices.Sorted(maps.Keys(s.Users)) {
+						fmt.Fprintf(&users, " user_%s=\"%s\"", name, s.Users[name])
+					}
+					p[key] = "org.apache.kafka.common.security.plain.PlainLoginModule required" + users.String() + ";"
+				} else {
+					p[key] = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+				}
+			}
+		}
+	}
 	maps.Copy(p, c.cfg.Props)
 	return p
 }
@@ -342,7 +477,7 @@ func (c *Cluster) writeConfigs() error {
 		for _, k := range slices.Sorted(maps.Keys(props)) {
 			fmt.Fprintf(&b, "%s=%s\n", k, props[k])
 		}
-		if err := os.WriteFile(n.propsFile(), []byte(b.String()), 0o644); err != nil {
+		if err := os.WriteFile(n.propsFile(), []byte(b.String()), 0o600); err != nil { // may hold PLAIN passwords
 			return fmt.Errorf("write %s: %w", n.propsFile(), err)
 		}
 	}
@@ -374,14 +509,31 @@ func (c *Cluster) javaArgs(mainClass string, extra ...string) []string {
 		"-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
 		"-Djava.awt.headless=true",
 		"-Dlog4j2.configurationFile=" + filepath.Join(c.cfg.Dir, "log4j2.yaml"),
+	}
+	if s := c.cfg.Secure; s != nil && s.Kerberos != nil {
+		args = append(args, "-Djava.security.krb5.conf="+s.Kerberos.Krb5Conf)
+	}
+	args = append(args,
 		"-cp", filepath.Join(c.lib, "*"),
 		mainClass,
-	}
+	)
 	return append(args, extra...)
 }
 
 func (c *Cluster) format(ctx context.Context, n nodeState) error {
 	args := c.javaArgs("kafka.tools.StorageTool", "format", "--cluster-id="+c.state.ClusterID, "--config="+n.propsFile())
+	if s := c.cfg.Secure; s != nil && s.sasl() {
+		// SCRAM credentials live in the cluster metadata; KRaft takes the first ones
+		// from the bootstrap records written here (KIP-900).
+		for _, m := range s.Mechanisms {
+			if !strings.HasPrefix(m, "SCRAM-") {
+				continue
+			}
+			for _, name := range slices.Sorted(maps.Keys(s.Users)) {
+				args = append(args, fmt.Sprintf("--add-scram=%s=[name=%s,password=%s]", m, name, s.Users[name]))
+			}
+		}
+	}
 	out, err := exec.CommandContext(ctx, c.java, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("format storage of node %d: %w\n%s", n.ID, err, tail(out, 20))
@@ -411,6 +563,11 @@ func (c *Cluster) startNode(id int) error {
 	}
 	if err := checkPortFree(n.Port); err != nil {
 		return fmt.Errorf("node %d: %w", id, err)
+	}
+	if n.SecurePort != 0 {
+		if err := checkPortFree(n.SecurePort); err != nil {
+			return fmt.Errorf("node %d: secure listener: %w", id, err)
+		}
 	}
 	logf, err := os.OpenFile(n.logFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -520,6 +677,18 @@ func (c *Cluster) Brokers() []string {
 	var out []string
 	for _, n := range c.state.Nodes {
 		out = append(out, fmt.Sprintf("127.0.0.1:%d", n.Port))
+	}
+	return out
+}
+
+// SecureBrokers returns the bootstrap addresses of the secure listener (nil
+// without Config.Secure).
+func (c *Cluster) SecureBrokers() []string {
+	var out []string
+	for _, n := range c.state.Nodes {
+		if n.SecurePort != 0 {
+			out = append(out, fmt.Sprintf("127.0.0.1:%d", n.SecurePort))
+		}
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -92,6 +93,14 @@ type Pipeline struct {
 	windowsRT *eos.Runtime
 	ready     chan struct{}
 	once      sync.Once
+
+	// Observability (stats.go): the stages' goka processors, totals of replaced
+	// stages, and each stage's restart record.
+	ingestProc, windowsProc *goka.Processor
+	topo                    *topology.Config // p.cfg once Run has set it (read under mu)
+	carried                 Stats
+	health                  [2]stageHealth
+	stopping                atomic.Bool
 }
 
 // New validates the options.
@@ -147,7 +156,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		admin.Close()
 		return err
 	}
-	p.cfg = cfg
+	p.setConfig(cfg)
 	err = topology.EnsureTopics(admin, topology.ProcessorTopics(cfg), p.opts.Replication)
 	admin.Close()
 	if err != nil {
@@ -157,16 +166,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		"rides_partitions", cfg.IngestPartitions, "windows_partitions", cfg.WindowsPartitions,
 		"window", cfg.Window.Size.String(), "slide", cfg.Window.Slide.String(), "delay", cfg.Watermark.Delay.String())
 
+	defer context.AfterFunc(ctx, func() { p.stopping.Store(true) })()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	var started sync.WaitGroup
 	started.Add(2)
-	for _, stage := range []func(context.Context, func()) error{p.runIngest, p.runWindows} {
+	for i, stage := range []func(context.Context, func()) error{p.runIngest, p.runWindows} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var once sync.Once
-			errs <- p.supervise(ctx, func(ctx context.Context) error {
+			errs <- p.supervise(ctx, &p.health[i], func(ctx context.Context) error {
 				return stage(ctx, func() { once.Do(started.Done) })
 			})
 		}()
@@ -206,20 +216,23 @@ func (p *Pipeline) waitForTopic(ctx context.Context, admin sarama.ClusterAdmin, 
 }
 
 // supervise runs run until ctx ends, restarting it after failures.
-func (p *Pipeline) supervise(ctx context.Context, run func(context.Context) error) error {
+func (p *Pipeline) supervise(ctx context.Context, h *stageHealth, run func(context.Context) error) error {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = 200 * time.Millisecond
 	bo.MaxInterval = 10 * time.Second
 	bo.MaxElapsedTime = 0
 	for {
 		start := time.Now()
+		h.started(start)
 		err := run(ctx)
 		if ctx.Err() != nil {
+			h.stopped()
 			return nil
 		}
 		if time.Since(start) > time.Minute {
 			bo.Reset()
 		}
+		h.failed(err, time.Since(start) > time.Minute)
 		wait := bo.NextBackOff()
 		p.opts.Logger.Error("stage stopped; restarting from its last commit", "err", err, "in", wait)
 		select {
@@ -293,9 +306,7 @@ func (p *Pipeline) runIngest(ctx context.Context, started func()) error {
 	if err != nil {
 		return fmt.Errorf("ingest processor: %w", err)
 	}
-	p.mu.Lock()
-	p.ingest, p.ingestRT = stage, rt
-	p.mu.Unlock()
+	p.setIngest(stage, rt, proc)
 	return rt.Run(ctx, proc)
 }
 
@@ -339,9 +350,7 @@ func (p *Pipeline) runWindows(ctx context.Context, started func()) error {
 	if err != nil {
 		return fmt.Errorf("windows processor: %w", err)
 	}
-	p.mu.Lock()
-	p.windows, p.windowsRT = stage, rt
-	p.mu.Unlock()
+	p.setWindows(stage, rt, proc)
 	runErr := rt.Run(ctx, proc)
 	if runErr == nil {
 		// The last generation ended with a successful commit: the LevelDB is exact.

@@ -26,6 +26,11 @@ type CleanupResult struct {
 // Cleanup deletes the named topics. Topics that do not exist are reported, not an error; the
 // error joins the failures.
 func Cleanup(ctx context.Context, brokers []string, topics []string, timeout time.Duration) ([]CleanupResult, error) {
+	return CleanupSecure(ctx, brokers, kafkaio.Security{}, topics, timeout)
+}
+
+// CleanupSecure is Cleanup over connections secured by sec (TLS, SASL).
+func CleanupSecure(ctx context.Context, brokers []string, sec kafkaio.Security, topics []string, timeout time.Duration) ([]CleanupResult, error) {
 	if len(brokers) == 0 {
 		return nil, errors.New("cleanup: brokers: none given")
 	}
@@ -43,7 +48,7 @@ func Cleanup(ctx context.Context, brokers []string, topics []string, timeout tim
 			names = append(names, t)
 		}
 	}
-	admin := kafkaio.NewAdmin(brokers, timeout)
+	admin := kafkaio.NewAdmin(brokers, timeout).WithSecurity(sec)
 	errs, err := admin.DeleteTopics(ctx, names)
 	if err != nil {
 		return nil, fmt.Errorf("cleanup: %w", err)

@@ -55,6 +55,8 @@ type Config struct {
 
 	// Brokers are the Kafka bootstrap addresses. Required.
 	Brokers []string
+	// Security: TLS and SASL of the Kafka connections. Default PLAINTEXT.
+	Security kafkaio.Security
 	// Topic is the rides topic. Default "taxi-rides".
 	Topic string
 	// Partitions is the partition count used when the topic is created (an existing topic

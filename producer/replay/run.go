@@ -115,7 +115,7 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	}
 
 	// 3. The topic.
-	admin := kafkaio.NewAdmin(cfg.Brokers, cfg.WriteTimeout)
+	admin := kafkaio.NewAdmin(cfg.Brokers, cfg.WriteTimeout).WithSecurity(cfg.Security)
 	parts, created, err := admin.EnsureTopic(ctx, kafkaio.TopicSpec{Name: cfg.Topic, Partitions: cfg.Partitions, Replication: cfg.Replication})
 	if err != nil {
 		return sum, err
@@ -310,7 +310,7 @@ func (r *runner) send(ctx context.Context, it order.Iterator, parts int, pts []r
 	compression, _ := ParseCompression(cfg.Compression)
 	producer, err := kafkaio.NewProducer(kafkaio.ProducerConfig{
 		Brokers: cfg.Brokers, Topic: cfg.Topic, Compression: compression, ZstdLevel: cfg.ZstdLevel,
-		MaxBatchBytes: cfg.MaxBatchBytes, WriteTimeout: cfg.WriteTimeout,
+		MaxBatchBytes: cfg.MaxBatchBytes, WriteTimeout: cfg.WriteTimeout, Security: cfg.Security,
 	})
 	if err != nil {
 		return err

@@ -56,6 +56,8 @@ type Config struct {
 	HTTPClient *http.Client
 	// WriteTimeout bounds each Kafka request. Default 30s.
 	WriteTimeout time.Duration
+	// Security: TLS and SASL of the Kafka connections. Default PLAINTEXT.
+	Security kafkaio.Security
 	// Logger. Default: discard.
 	Logger *slog.Logger
 }
@@ -194,7 +196,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	admin := kafkaio.NewAdmin(cfg.Brokers, cfg.WriteTimeout)
+	admin := kafkaio.NewAdmin(cfg.Brokers, cfg.WriteTimeout).WithSecurity(cfg.Security)
 	parts, created, err := admin.EnsureTopic(ctx, kafkaio.TopicSpec{
 		Name: cfg.Topic, Partitions: cfg.Partitions, Replication: cfg.Replication,
 		Configs: map[string]string{"cleanup.policy": "compact"},
@@ -228,6 +230,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	producer, err := kafkaio.NewProducer(kafkaio.ProducerConfig{
 		Brokers: cfg.Brokers, Topic: cfg.Topic, WriteTimeout: cfg.WriteTimeout, ClientID: "taxi-replay-zones",
+		Security: cfg.Security,
 	})
 	if err != nil {
 		return Summary{}, err

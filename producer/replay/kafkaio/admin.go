@@ -23,6 +23,7 @@ type Admin struct {
 	brokers  []string
 	timeout  time.Duration
 	clientID string
+	security Security
 }
 
 // NewAdmin returns an Admin for the cluster at brokers; timeout bounds each request
@@ -34,12 +35,19 @@ func NewAdmin(brokers []string, timeout time.Duration) *Admin {
 	return &Admin{brokers: brokers, timeout: timeout, clientID: "taxi-replay-admin"}
 }
 
+// WithSecurity returns a copy of a that connects with sec (TLS, SASL).
+func (a *Admin) WithSecurity(sec Security) *Admin {
+	c := *a
+	c.security = sec
+	return &c
+}
+
 // with runs f with a client on a new transport, closed afterwards.
 func (a *Admin) with(f func(*kafka.Client) error) error {
 	if len(a.brokers) == 0 {
 		return errors.New("kafkaio: no brokers")
 	}
-	tr := newTransport(a.clientID)
+	tr := newTransport(a.clientID, a.security)
 	defer tr.CloseIdleConnections()
 	return f(&kafka.Client{Addr: kafka.TCP(a.brokers...), Transport: tr, Timeout: a.timeout})
 }

@@ -3,6 +3,7 @@ package kafkaio
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -16,7 +17,15 @@ import (
 	"github.com/segmentio/kafka-go/compress/snappy"
 	"github.com/segmentio/kafka-go/compress/zstd"
 	"github.com/segmentio/kafka-go/protocol"
+	"github.com/segmentio/kafka-go/sasl"
 )
+
+// Security is how connections are secured: kafka.Transport's TLS and SASL. The zero
+// value is PLAINTEXT.
+type Security struct {
+	TLS  *tls.Config    // nil: no TLS
+	SASL sasl.Mechanism // nil: no SASL
+}
 
 // Defaults of ProducerConfig.
 const (
@@ -51,6 +60,8 @@ type ProducerConfig struct {
 	WriteTimeout time.Duration
 	// ClientID is sent to the broker. Default "taxi-replay".
 	ClientID string
+	// Security: TLS and SASL. Default PLAINTEXT.
+	Security Security
 }
 
 func (c ProducerConfig) withDefaults() (ProducerConfig, error) {
@@ -122,7 +133,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := newTransport(cfg.ClientID)
+	tr := newTransport(cfg.ClientID, cfg.Security)
 	p := &Producer{
 		cfg:       cfg,
 		transport: tr,
@@ -132,8 +143,10 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	return p, nil
 }
 
-func newTransport(clientID string) *kafka.Transport {
+func newTransport(clientID string, sec Security) *kafka.Transport {
 	return &kafka.Transport{
+		TLS:         sec.TLS,
+		SASL:        sec.SASL,
 		Dial:        (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		DialTimeout: 10 * time.Second,
 		ClientID:    clientID,

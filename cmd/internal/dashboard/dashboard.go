@@ -1,0 +1,248 @@
+// Package dashboard serves taxi-stream's live web page: per borough, the final hourly
+// results as time series, the open windows with their running (provisional)
+// aggregates, and the pipeline's health.
+//
+// It reads only what any downstream user may read: the results topic (read_committed,
+// from the beginning, kept in memory) and the processor's query API (polled about
+// once a second; several instances' counters are summed). The page receives
+// everything by Server-Sent Events: on connect the history, then each new result and
+// status as it arrives. The browser's EventSource reconnects by itself when the server
+// restarts; the server then sends what the page missed (Last-Event-ID of this server)
+// or, after a restart, the whole history again, and the page keeps one value per key.
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/taxi-stream/taxi-stream/processors/eos"
+	"github.com/taxi-stream/taxi-stream/processors/results"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Brokers are the Kafka bootstrap addresses. Required.
+	Brokers []string
+	// ResultsTopic is the processor's results topic. Required.
+	ResultsTopic string
+	// QueryURLs are base URLs of the processor instances' HTTP servers
+	// ("http://host:8080"); empty: the page shows the results only.
+	QueryURLs []string
+	// PollInterval is how often the query API is polled. Default 1s.
+	PollInterval time.Duration
+	// Sarama returns a base Kafka client config. Default eos.DefaultSaramaConfig.
+	Sarama func() *sarama.Config
+	// HTTPClient polls the query API. Default: a client with a 2s timeout.
+	HTTPClient *http.Client
+	// Explain, when set, rewrites a Kafka connection error into one that says what
+	// to fix (cli.Security.Explain); the page and the log show it.
+	Explain func(error) error
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+// Server is the dashboard: a results reader, a query API poller and the HTTP handler.
+type Server struct {
+	cfg   Config
+	hub   *hub
+	epoch string // identifies this server's event numbering (see Last-Event-ID)
+	q     *querier
+
+	mu        sync.Mutex
+	followErr string
+}
+
+// New checks the config.
+func New(cfg Config) (*Server, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("dashboard: no brokers configured")
+	}
+	if cfg.ResultsTopic == "" {
+		return nil, errors.New("dashboard: no results topic configured")
+	}
+	for _, u := range cfg.QueryURLs {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return nil, fmt.Errorf("dashboard: query URL %q: want http://host:port", u)
+		}
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Sarama == nil {
+		cfg.Sarama = eos.DefaultSaramaConfig
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 2 * time.Second}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		cfg:   cfg,
+		hub:   newHub(),
+		epoch: strconv.FormatInt(time.Now().UnixNano(), 36),
+		q:     &querier{urls: cfg.QueryURLs, client: cfg.HTTPClient},
+	}, nil
+}
+
+// Run reads the results topic and polls the query API until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.follow(ctx) }()
+	go func() { defer wg.Done(); s.poll(ctx) }()
+	wg.Wait()
+	return nil
+}
+
+// Serve runs the dashboard and serves HTTP on ln until ctx ends, then closes every
+// connection (the pages' event streams included) and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Request contexts end with ctx, so the event streams end and Shutdown returns.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+	}
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); _ = s.Run(ctx) }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	s.cfg.Logger.Info("dashboard listening", "url", URL(ln.Addr()))
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		cancel()
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		_ = srv.Close()
+	}
+	<-runDone
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// URL is the page's address for a listener address (a wildcard host becomes localhost).
+func URL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String() + "/"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// follow keeps the results topic's records in the hub. The topic may not exist yet
+// (the processor creates it); Follow is retried until ctx ends, and starting over
+// from the oldest offset only repeats records the hub drops as duplicates.
+func (s *Server) follow(ctx context.Context) {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 500 * time.Millisecond
+	bo.MaxInterval = 5 * time.Second
+	bo.MaxElapsedTime = 0
+	base := s.cfg.Sarama
+	cfg := results.FollowConfig{Brokers: s.cfg.Brokers, Topic: s.cfg.ResultsTopic, Sarama: func() *sarama.Config {
+		c := base()
+		c.Metadata.AllowAutoTopicCreation = false // never create the processor's topic with broker defaults
+		return c
+	}}
+	for {
+		started := time.Now()
+		err := results.Follow(ctx, cfg, func(r results.Record, err error) {
+			if err != nil {
+				s.cfg.Logger.Warn("unreadable result record", "key", r.Key, "err", err)
+				return
+			}
+			s.hub.addResult(r.Key, r.Value)
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > time.Minute {
+			bo.Reset()
+		}
+		if err == nil {
+			err = errors.New("results reader stopped")
+		}
+		if s.cfg.Explain != nil {
+			err = s.cfg.Explain(err)
+		}
+		s.setFollowErr(err)
+		wait := bo.NextBackOff()
+		s.cfg.Logger.Info("results topic not readable yet; retrying", "topic", s.cfg.ResultsTopic, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		s.setFollowErr(nil)
+	}
+}
+
+func (s *Server) setFollowErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.followErr = ""
+	if err != nil {
+		s.followErr = err.Error()
+	}
+}
+
+// poll publishes a merged status every PollInterval.
+func (s *Server) poll(ctx context.Context) {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		st := s.status(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		b, err := json.Marshal(st)
+		if err != nil {
+			s.cfg.Logger.Error("encode status", "err", err)
+		} else {
+			s.hub.setStatus(b)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) status(ctx context.Context) Status {
+	var st Status
+	if len(s.q.urls) > 0 {
+		st = s.q.poll(ctx)
+	} else {
+		st = mergeAnswers(nil, nil)
+	}
+	st.Results.Topic = s.cfg.ResultsTopic
+	st.Results.Records = s.hub.count()
+	s.mu.Lock()
+	st.Results.Error = s.followErr
+	s.mu.Unlock()
+	return st
+}
