@@ -127,7 +127,8 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 	procs := make([]*instance, instances)
 	for i := range procs {
 		name := fmt.Sprintf("p%d", i)
-		logf, err := os.Create(filepath.Join(dir, name+".log"))
+		logDir := envString("CHAOS_LOGS", dir) // CHAOS_LOGS keeps the processes' logs
+		logf, err := os.Create(filepath.Join(logDir, name+".log"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,6 +142,7 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 			// CHAOS_GUARANTEE=at_least_once runs the same suite without transactions: it
 			// is expected to fail (duplicates), which shows that the suite can fail.
 			"--guarantee", envString("CHAOS_GUARANTEE", "exactly_once"),
+			"--log-level", "debug",
 		}}
 	}
 	// Scale 1 -> 3 -> 1: one instance first, two more join while the rides stream in,

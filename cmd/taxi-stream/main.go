@@ -40,7 +40,8 @@ func main() {
 func newCommand() *cobra.Command {
 	var (
 		brokers, guarantee, logFormat, logLevel, instance, stateDir string
-		windowSize, slide, delay, commitInterval                    time.Duration
+		windowSize, slide, delay, commitInterval, sessionTimeout    time.Duration
+		dynamicMembership                                           bool
 		quantile                                                    float64
 		sample, windowsPartitions                                   int
 		replication                                                 int16
@@ -101,6 +102,7 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 			p, err := pipeline.New(pipeline.Options{
 				Brokers: bl, Topology: cfg, Guarantee: mode, CommitInterval: commitInterval,
 				InstanceID: instance, StateDir: stateDir, Replication: replication, Logger: log,
+				SessionTimeout: sessionTimeout, DynamicMembership: dynamicMembership,
 				Sarama: sec.Sarama(eos.DefaultSaramaConfig),
 			})
 			if err != nil {
@@ -134,6 +136,8 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 	f.IntVar(&sample, "watermark-sample", watermark.DefaultConfig().Window, "data-driven watermark: how many recent event times per partition")
 	f.StringVar(&guarantee, "guarantee", string(eos.ExactlyOnce), "exactly_once or at_least_once (Kafka Streams processing.guarantee)")
 	f.DurationVar(&commitInterval, "commit-interval", 100*time.Millisecond, "how often offsets, state and outputs are committed (Kafka Streams commit.interval.ms)")
+	f.DurationVar(&sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent instance before moving its partitions (session.timeout.ms; the broker allows 6s and more by default)")
+	f.BoolVar(&dynamicMembership, "dynamic-membership", false, "join the consumer groups without a group.instance.id; by default an instance is a static member (KIP-345) named by --instance-id, so a restart within --session-timeout gets its partitions back without a rebalance")
 	f.StringVar(&instance, "instance-id", "taxi-stream-"+host, "this instance's stable name (transactional ids); keep it across restarts")
 	f.StringVar(&stateDir, "state-dir", "", "local state (LevelDB) directory (default $TMPDIR/taxi-stream-state/<instance-id>; Kafka Streams state.dir)")
 	f.IntVar(&windowsPartitions, "windows-partitions", 0, "partitions of the repartition topic and windows stage (default: as many as the rides topic)")

@@ -13,8 +13,17 @@ type consumerGroup struct {
 	rt *Runtime
 }
 
+// Consume runs consumer-group sessions until ctx ends or one fails. Sarama's Consume
+// returns after each session (a rebalance); goka then waits a fixed 5 s before it
+// joins again, and the whole group waits for it. Joining again at once here keeps a
+// rebalance to the time the group protocol needs.
 func (g *consumerGroup) Consume(ctx context.Context, topics []string, handler sarama.ConsumerGroupHandler) error {
-	return g.ConsumerGroup.Consume(ctx, topics, &groupHandler{inner: handler, rt: g.rt})
+	h := &groupHandler{inner: handler, rt: g.rt}
+	for {
+		if err := g.ConsumerGroup.Consume(ctx, topics, h); err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
 }
 
 type groupHandler struct {

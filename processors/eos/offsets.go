@@ -94,14 +94,28 @@ func fetchOnce(client sarama.Client, group string, claims map[string][]int32) (m
 // transactional topic that offset is a commit marker, which consumers never see, so
 // recovery would wait forever. GetOffset(OffsetNewest) therefore reports the offset
 // after the last record a read_committed consumer can see.
+//
+// For the group's own table (its changelog) GetOffset(OffsetNewest) first waits
+// until no transaction is open on the partition (last stable offset = high
+// watermark). A predecessor's transaction may have committed (its offsets are
+// stable) while the commit marker of this changelog partition is not written yet:
+// recovering only up to the last stable offset then would miss the state that
+// transaction wrote, and the new owner would, e.g., close a window a second time
+// (seen in the chaos suite once rebalances got fast). A killed owner's open
+// transaction is aborted when it restarts, or after the transaction timeout.
 type topicManager struct {
 	goka.TopicManager
-	client sarama.Client
+	client      sarama.Client // read_committed
+	uncommitted sarama.Client // read_uncommitted: the high watermark
+	stableTopic string        // the group table's changelog
+	stableWait  time.Duration
 }
 
 // NewTopicManager returns goka's topic manager with transaction-aware GetOffset.
-// cfg should be a read_committed consumer config.
-func NewTopicManager(brokers []string, cfg *sarama.Config) (goka.TopicManager, error) {
+// cfg should be a read_committed consumer config. For stableTopic (the group table's
+// changelog; "" for none) GetOffset(OffsetNewest) waits up to stableWait for open
+// transactions to end.
+func NewTopicManager(brokers []string, cfg *sarama.Config, stableTopic string, stableWait time.Duration) (goka.TopicManager, error) {
 	tmc := goka.NewTopicManagerConfig()
 	// Topics are created and checked by the application with the cluster's
 	// replication (topology.EnsureTopics); goka must neither create topics with its
@@ -117,13 +131,28 @@ func NewTopicManager(brokers []string, cfg *sarama.Config) (goka.TopicManager, e
 		inner.Close()
 		return nil, err
 	}
-	return &topicManager{TopicManager: inner, client: client}, nil
+	tm := &topicManager{TopicManager: inner, client: client, stableTopic: stableTopic, stableWait: stableWait}
+	if stableTopic != "" {
+		ucfg := *cfg
+		ucfg.Consumer.IsolationLevel = sarama.ReadUncommitted
+		if tm.uncommitted, err = sarama.NewClient(brokers, &ucfg); err != nil {
+			client.Close()
+			inner.Close()
+			return nil, err
+		}
+	}
+	return tm, nil
 }
 
 func (t *topicManager) Close() error {
 	err := t.TopicManager.Close()
 	if cerr := t.client.Close(); err == nil {
 		err = cerr
+	}
+	if t.uncommitted != nil {
+		if cerr := t.uncommitted.Close(); err == nil {
+			err = cerr
+		}
 	}
 	return err
 }
@@ -132,7 +161,34 @@ func (t *topicManager) GetOffset(topic string, partition int32, at int64) (int64
 	if at != sarama.OffsetNewest {
 		return t.TopicManager.GetOffset(topic, partition, at)
 	}
+	if topic == t.stableTopic {
+		if err := t.waitStable(topic, partition); err != nil {
+			return 0, err
+		}
+	}
 	return LastVisibleOffset(t.client, topic, partition)
+}
+
+// waitStable waits until no transaction is open on the partition.
+func (t *topicManager) waitStable(topic string, partition int32) error {
+	deadline := time.Now().Add(t.stableWait)
+	for {
+		lso, err := t.client.GetOffset(topic, partition, sarama.OffsetNewest)
+		if err != nil {
+			return err
+		}
+		hwm, err := t.uncommitted.GetOffset(topic, partition, sarama.OffsetNewest)
+		if err != nil {
+			return err
+		}
+		if lso >= hwm {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("changelog %s/%d: a transaction is still open after %s (last stable offset %d, high watermark %d)", topic, partition, t.stableWait, lso, hwm)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // LastVisibleOffset returns 1 + the offset of the last record in the partition that a

@@ -71,6 +71,16 @@ type Config struct {
 	// TransactionTimeout bounds how long a crashed instance's open transaction can
 	// hold back read_committed readers (transaction.timeout.ms). Default 10s.
 	TransactionTimeout time.Duration
+	// GroupInstanceID turns on static group membership (KIP-345) with this id: a
+	// member that restarts within SessionTimeout gets its partitions back without a
+	// rebalance. Keep it stable per instance, like TransactionalID. On a clean stop
+	// the member is removed from the group at once, so that the others take over
+	// without waiting for the session timeout. Empty: dynamic membership.
+	GroupInstanceID string
+	// SessionTimeout is how long the group waits for a silent member before its
+	// partitions move (Kafka's session.timeout.ms; the broker allows 6s..30m by
+	// default). Default 10s.
+	SessionTimeout time.Duration
 	// Sarama returns a base client config (version, TLS/SASL, client id); the runtime
 	// sets the producer and consumer fields it depends on. Default: a config for
 	// Kafka 4.1.
@@ -100,6 +110,9 @@ func (c *Config) validate() error {
 	}
 	if c.TransactionTimeout <= 0 {
 		c.TransactionTimeout = 10 * time.Second
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 10 * time.Second
 	}
 	if c.Sarama == nil {
 		c.Sarama = DefaultSaramaConfig
@@ -228,6 +241,9 @@ func New(cfg Config, hooks Hooks) (*Runtime, error) {
 		c.Consumer.MaxWaitTime = 50 * time.Millisecond
 		c.Consumer.Return.Errors = true
 		c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+		c.Consumer.Group.Session.Timeout = cfg.SessionTimeout
+		// Members learn of a rebalance at their next heartbeat: keep it short.
+		c.Consumer.Group.Heartbeat.Interval = min(time.Second, cfg.SessionTimeout/3)
 		return c
 	}
 	return r, nil
@@ -245,6 +261,7 @@ func (r *Runtime) ProcessorOptions() []goka.ProcessorOption {
 		}),
 		goka.WithConsumerGroupBuilder(func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
 			cfg := r.consumerBase(clientID)
+			cfg.Consumer.Group.InstanceId = r.cfg.GroupInstanceID
 			cg, err := sarama.NewConsumerGroup(brokers, group, cfg)
 			if err != nil {
 				return nil, err
@@ -255,7 +272,8 @@ func (r *Runtime) ProcessorOptions() []goka.ProcessorOption {
 			return sarama.NewConsumer(brokers, r.consumerBase(clientID))
 		}),
 		goka.WithTopicManagerBuilder(func(brokers []string) (goka.TopicManager, error) {
-			return NewTopicManager(brokers, r.consumerBase(""))
+			// A predecessor's transaction is aborted at the latest after its timeout.
+			return NewTopicManager(brokers, r.consumerBase(""), string(goka.GroupTable(goka.Group(r.cfg.Group))), r.cfg.TransactionTimeout+10*time.Second)
 		}),
 	}
 }
@@ -299,8 +317,8 @@ func (r *Runtime) CommitTime() (paused, longestPause, total time.Duration) {
 // last generation has been committed (or aborted on failure) and the producer is
 // closed. A commit failure is returned: the caller should build a new runtime and
 // processor, which resume from the last commit.
-func (r *Runtime) Run(ctx context.Context, proc *goka.Processor) error {
-	ctx, cancel := context.WithCancel(ctx)
+func (r *Runtime) Run(parent context.Context, proc *goka.Processor) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	procDone := make(chan error, 1)
 	go func() { procDone <- proc.Run(ctx) }()
@@ -358,7 +376,42 @@ loop:
 	if errors.Is(runErr, context.Canceled) {
 		runErr = nil
 	}
+	if parent.Err() != nil && runErr == nil {
+		// A clean stop (not a failure, after which the stage rejoins at once).
+		r.leaveGroup()
+	}
 	return runErr
+}
+
+// leaveGroup removes this static member from the group after a clean stop: a static
+// member's consumer does not leave on close (KIP-345), so without this its
+// partitions would wait SessionTimeout for the other instances.
+func (r *Runtime) leaveGroup() {
+	if r.cfg.GroupInstanceID == "" {
+		return
+	}
+	admin, err := sarama.NewClusterAdmin(r.cfg.Brokers, r.consumerBase(""))
+	if err != nil {
+		r.cfg.Logger.Warn("cannot leave the group; the others take over after the session timeout", "group", r.cfg.Group, "err", err)
+		return
+	}
+	defer admin.Close()
+	resp, err := admin.RemoveMemberFromConsumerGroup(r.cfg.Group, []string{r.cfg.GroupInstanceID})
+	if err == nil && resp.Err != sarama.ErrNoError {
+		err = resp.Err
+	}
+	if err == nil {
+		for _, m := range resp.Members {
+			if m.Err != sarama.ErrNoError && m.Err != sarama.ErrUnknownMemberId {
+				err = m.Err
+			}
+		}
+	}
+	if err != nil {
+		r.cfg.Logger.Warn("cannot leave the group; the others take over after the session timeout", "group", r.cfg.Group, "instance", r.cfg.GroupInstanceID, "err", err)
+		return
+	}
+	r.cfg.Logger.Info("left the group", "group", r.cfg.Group, "instance", r.cfg.GroupInstanceID)
 }
 
 func (r *Runtime) sessionStarted(s *session) error {

@@ -231,7 +231,7 @@ func (v *stateView) newView(table goka.Table) (*builtView, error) {
 			return c, err
 		}),
 		goka.WithViewTopicManagerBuilder(func(brokers []string) (goka.TopicManager, error) {
-			tm, err := eos.NewTopicManager(brokers, v.kafkaConfig(v.clientID))
+			tm, err := eos.NewTopicManager(brokers, v.kafkaConfig(v.clientID), "", 0) // a view may read behind open transactions
 			clients.add(tm, err)
 			return tm, err
 		}),

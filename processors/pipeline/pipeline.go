@@ -40,6 +40,13 @@ type Options struct {
 	StateDir string
 	// Replication is the replication factor of topics the processor creates (-1: broker default).
 	Replication int16
+	// SessionTimeout: how long the consumer groups wait for a silent instance before
+	// its partitions move (session.timeout.ms). Default 10s.
+	SessionTimeout time.Duration
+	// DynamicMembership turns static group membership off. By default the instance
+	// joins with InstanceID as its group.instance.id (KIP-345): restarted within
+	// SessionTimeout, it gets its partitions back without a rebalance of the group.
+	DynamicMembership bool
 	// TopicWait bounds how long to wait for the rides topic to exist. Default 2 minutes.
 	TopicWait time.Duration
 	// Sarama returns a base client config (version, TLS/SASL). Default eos.DefaultSaramaConfig.
@@ -253,12 +260,18 @@ func (c *committer) RequestCommit() {
 }
 
 func (p *Pipeline) runtime(group goka.Group, hooks eos.Hooks) (*eos.Runtime, error) {
+	groupInstanceID := p.opts.InstanceID
+	if p.opts.DynamicMembership {
+		groupInstanceID = ""
+	}
 	return eos.New(eos.Config{
 		Brokers:         p.opts.Brokers,
 		Group:           string(group),
 		Mode:            p.opts.Guarantee,
 		CommitInterval:  p.opts.CommitInterval,
 		TransactionalID: string(group) + "-" + p.opts.InstanceID,
+		GroupInstanceID: groupInstanceID,
+		SessionTimeout:  p.opts.SessionTimeout,
 		Sarama:          p.opts.Sarama,
 		Logger:          p.opts.Logger.With("group", string(group)),
 	}, hooks)
