@@ -243,6 +243,14 @@ func WaitTopicReady(ctx context.Context, brokers []string, topic string, partiti
 					}
 				}
 			}
+			// Metadata can name a leader before it serves the partition
+			// (NOT_LEADER_OR_FOLLOWER on the first produce, seen with many tests on one
+			// broker): ask each leader for the partition's end offset.
+			for _, p := range ps {
+				if _, err := client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+					return fmt.Errorf("partition %d of %s: %w", p, topic, err)
+				}
+			}
 			return nil
 		}()
 		if err == nil {
