@@ -7,12 +7,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+
+	"github.com/taxi-stream/taxi-stream/integration/kafkatest"
 	"github.com/taxi-stream/taxi-stream/producer/synth"
 	"github.com/taxi-stream/taxi-stream/topology"
 )
@@ -87,33 +94,51 @@ func (in *instance) stop(t testing.TB) {
 }
 
 // TestExactlyOnceUnderProcessKills runs three processor processes on six
-// partitions, SIGKILLs a random one every few seconds while rides stream in, and
-// restarts it with the same instance id. The committed results must equal the
-// oracle exactly, with one record per (window, borough).
+// partitions while the replay producer (a process too) streams generated rides plus
+// real samples in dropoff order. A random processor is SIGKILLed every few seconds
+// and restarted with the same instance id; the producer is SIGKILLed once and
+// resumed; the broker is restarted once (on a 3-node cluster, KAFKA_LOCAL_NODES=3: a
+// broker is killed and restarted); the group scales 1 -> 3 -> 1. The committed results
+// must equal the oracle exactly, with one record per (window, borough).
+//
+// Knobs: CHAOS_ROWS (generated rides, default 200k), CHAOS_KILLS (min processor
+// kills, default 6), CHAOS_REAL (real sample files, comma separated, "none"),
+// CHAOS_FEED_SECONDS (how long the producer streams, default 20), CHAOS_GUARANTEE,
+// CHAOS_DYNAMIC (non-empty: the processors run with --dynamic-membership),
+// CHAOS_LOGS (a directory that keeps the processes' logs).
 func TestExactlyOnceUnderProcessKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos suite: starts processor processes")
 	}
 	rows := envInt("CHAOS_ROWS", 200_000)
 	minKills := envInt("CHAOS_KILLS", 6)
+	feedSeconds := envInt("CHAOS_FEED_SECONDS", 20)
 	instances := 3
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "taxi-stream")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/taxi-stream")
-	build.Dir = moduleRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build taxi-stream: %v\n%s", err, out)
+	logDir := envString("CHAOS_LOGS", dir)
+	if err := buildPrograms(moduleRoot(t), dir, "taxi-stream", "taxi-replay"); err != nil {
+		t.Fatal(err)
 	}
+	bins := map[string]string{"taxi-stream": filepath.Join(dir, "taxi-stream"), "taxi-replay": filepath.Join(dir, "taxi-replay")}
 
-	// Input: generated rides (real zones).
+	// Input: generated rides plus real samples (real zones).
 	data := sharedData(t)
-	file := filepath.Join(dir, "synthetic.parquet")
+	inputs := []string{filepath.Join(dir, "synthetic.parquet")}
 	cfg := synth.DefaultConfig(int64(rows))
 	cfg.Seed = 7
-	if _, err := synth.WriteFile(context.Background(), file, cfg); err != nil {
+	if _, err := synth.WriteFile(context.Background(), inputs[0], cfg); err != nil {
 		t.Fatalf("generate: %v", err)
 	}
-	want := oracle(t, readParquetRides(t, file), readBoroughs(t, filepath.Join(data, "taxi_zone_lookup.csv")))
+	if real := envString("CHAOS_REAL", "green_tripdata_2024-01.parquet"); real != "none" {
+		for _, name := range strings.Split(real, ",") {
+			inputs = append(inputs, filepath.Join(data, strings.TrimSpace(name)))
+		}
+	}
+	var rides []oracleRide
+	for _, in := range inputs {
+		rides = append(rides, readParquetRides(t, in)...)
+	}
+	want := oracle(t, rides, readBoroughs(t, filepath.Join(data, "taxi_zone_lookup.csv")))
 
 	topics := pipelineInputs(t, 6)
 	admin := kafka.Admin(t)
@@ -123,17 +148,13 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 	if err := topology.EnsureTopics(admin, topology.ProcessorTopics(tcfg), -1); err != nil {
 		t.Fatal(err)
 	}
+	brokers := strings.Join(kafka.Brokers(t), ",")
 
 	procs := make([]*instance, instances)
 	for i := range procs {
 		name := fmt.Sprintf("p%d", i)
-		logDir := envString("CHAOS_LOGS", dir) // CHAOS_LOGS keeps the processes' logs
-		logf, err := os.Create(filepath.Join(logDir, name+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		procs[i] = &instance{name: name, log: logf, args: []string{
-			"--brokers", strings.Join(kafka.Brokers(t), ","),
+		procs[i] = &instance{name: name, log: createLog(t, logDir, name), args: []string{
+			"--brokers", brokers,
 			"--rides-topic", topics.Rides, "--zones-topic", topics.Zones, "--windows-topic", topics.Windows,
 			"--results-topic", topics.Results, "--late-topic", topics.Late, "--dead-topic", topics.Dead,
 			"--app", tcfg.App, "--instance-id", name, "--state-dir", filepath.Join(dir, name+"-state"),
@@ -144,10 +165,17 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 			"--guarantee", envString("CHAOS_GUARANTEE", "exactly_once"),
 			"--log-level", "debug",
 		}}
+		if os.Getenv("CHAOS_DYNAMIC") != "" {
+			procs[i].args = append(procs[i].args, "--dynamic-membership")
+		}
 	}
+	producerArgs := append([]string{"--brokers", brokers, "--topic", topics.Rides, "--progress", "none",
+		"--rate", strconv.Itoa(len(rides) / feedSeconds), "--temp-dir", dir}, inputs...)
+	producer := &instance{name: "producer", log: createLog(t, logDir, "producer"), args: producerArgs}
+
 	// Scale 1 -> 3 -> 1: one instance first, two more join while the rides stream in,
 	// and at the end two leave with SIGTERM (a clean stop) and one finishes the work.
-	procs[0].start(t, bin)
+	procs[0].start(t, bins["taxi-stream"])
 	running := map[*instance]bool{procs[0]: true}
 	defer func() {
 		for _, p := range procs {
@@ -156,37 +184,65 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 			}
 		}
 		if t.Failed() {
-			for _, p := range procs {
+			for _, p := range append(procs, producer) {
 				t.Logf("log of %s: %s", p.name, p.log.Name())
 			}
 		}
 	}()
+	progress := watchProgress(t, tcfg.IngestGroup(), topics.Rides)
+	defer progress.stop()
 
-	// Stream the rides while killing processes.
-	fed := make(chan int, 1)
-	go func() { fed <- feedRides(t, topics.Rides, 6, file, feedOptions{markers: true}) }()
+	// Stream the rides while killing processes. The producer runs until it has sent
+	// everything; it is killed once and resumed, and resumed again if the broker
+	// fault makes it give up.
+	start := time.Now()
+	producer.start(t, bins["taxi-replay"])
+	producerDone := producer.done
 	rng := rand.New(rand.NewPCG(1, 2))
-	kills := 0
+	var kills []time.Time
+	producerKilled, brokerFaulted := false, false
 	feeding := true
-	var n int
 	time.Sleep(3 * time.Second)
 	for _, p := range procs[1:] {
-		p.start(t, bin)
+		p.start(t, bins["taxi-stream"])
 		running[p] = true
 	}
 	t.Log("scaled 1 -> 3 instances")
-	for feeding || kills < minKills {
+	var brokerFault time.Duration
+	for feeding || len(kills) < minKills {
 		select {
-		case n = <-fed:
-			feeding = false
+		case <-producerDone:
+			if producer.cmd.ProcessState.ExitCode() == 0 {
+				feeding, producerDone = false, nil
+				t.Logf("producer finished after %s", time.Since(start).Round(time.Second))
+				continue
+			}
+			t.Logf("producer exited with %d; resuming it", producer.cmd.ProcessState.ExitCode())
+			producer.args = withResume(producerArgs)
+			producer.start(t, bins["taxi-replay"])
+			producerDone = producer.done
 			continue
 		case <-time.After(time.Duration(2000+rng.IntN(2000)) * time.Millisecond):
 		}
-		victim := procs[rng.IntN(len(procs))]
-		victim.kill()
-		kills++
-		time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
-		victim.start(t, bin)
+		elapsed := time.Since(start)
+		switch {
+		case feeding && !producerKilled && elapsed > time.Duration(feedSeconds)*time.Second*35/100:
+			producer.kill()
+			producerKilled = true
+			t.Logf("producer SIGKILLed at %s; resuming it", elapsed.Round(time.Second))
+			producer.args = withResume(producerArgs)
+			producer.start(t, bins["taxi-replay"])
+			producerDone = producer.done
+		case !brokerFaulted && elapsed > time.Duration(feedSeconds)*time.Second*60/100:
+			brokerFaulted = true
+			brokerFault = brokerFailure(t)
+		default:
+			victim := procs[rng.IntN(len(procs))]
+			victim.kill()
+			kills = append(kills, time.Now())
+			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
+			victim.start(t, bins["taxi-stream"])
+		}
 	}
 	time.Sleep(2 * time.Second) // let the last restarted instance come up
 	for _, p := range procs[1:] {
@@ -195,7 +251,7 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 	}
 	t.Log("scaled 3 -> 1 instance (SIGTERM)")
 	lastFault := time.Now()
-	t.Logf("%d rides fed, %d SIGKILLs", n, kills)
+	t.Logf("%d rides in %d files, %d processor SIGKILLs, producer killed and resumed: %v, broker fault: %v", len(rides), len(inputs), len(kills), producerKilled, brokerFaulted)
 
 	// Wait for all results, then check them.
 	deadline := time.Now().Add(4 * time.Minute)
@@ -209,7 +265,7 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("all results committed %s after the last kill", time.Since(lastFault).Round(time.Second))
+	t.Logf("all results committed %s after the last fault", time.Since(lastFault).Round(time.Second))
 	for key, c := range want {
 		vs := got[key]
 		if len(vs) != 1 {
@@ -229,4 +285,177 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 	if dead := readAll(t, topics.Dead, 0, 3*time.Second); len(dead) != 0 {
 		t.Errorf("dead-letter topic holds %d records", len(dead))
 	}
+
+	// The report (docs/benchmarks.md).
+	progress.stop()
+	if rec := progress.recoveries(kills); len(rec) > 0 {
+		t.Logf("recovery after a processor kill (its partitions committing again) over %d kills: p50 %s, max %s",
+			len(rec), percentile(rec, 0.5).Round(10*time.Millisecond), rec[len(rec)-1].Round(10*time.Millisecond))
+	}
+	if brokerFault > 0 {
+		t.Logf("broker fault: down for %s", brokerFault.Round(100*time.Millisecond))
+	}
+	for _, topic := range []string{topics.Results, topics.Windows} {
+		all := len(readAllLevel(t, topic, sarama.ReadUncommitted, 0, 3*time.Second))
+		committed := len(readAll(t, topic, 0, 3*time.Second))
+		t.Logf("%s: %d records written, %d committed, %d discarded with aborted transactions", topic, all, committed, all-committed)
+	}
+}
+
+func createLog(t testing.TB, dir, name string) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// withResume returns the producer's arguments with --resume.
+func withResume(args []string) []string {
+	return append([]string{"--resume"}, args...)
+}
+
+// brokerFailure restarts the local broker (one node: a clean stop and start, like a
+// rolling restart) or kills and restarts one broker of a 3-node cluster, and
+// returns how long it was down. With KAFKA_BROKERS (a cluster the test does not
+// own) it does nothing.
+func brokerFailure(t testing.TB) time.Duration {
+	t.Helper()
+	c := kafka.Local(t)
+	if c == nil {
+		t.Log("broker fault skipped: the tests use KAFKA_BROKERS")
+		return 0
+	}
+	ids := c.NodeIDs()
+	id := ids[len(ids)-1]
+	start := time.Now()
+	if len(ids) >= 3 {
+		if err := c.KillNode(id); err != nil {
+			t.Fatalf("kill broker %d: %v", id, err)
+		}
+		t.Logf("broker %d of %d SIGKILLed", id, len(ids))
+		time.Sleep(3 * time.Second)
+	} else {
+		if err := c.StopNode(id, 30*time.Second); err != nil {
+			t.Fatalf("stop broker %d: %v", id, err)
+		}
+		t.Logf("broker %d stopped", id)
+	}
+	if err := c.RestartNode(context.Background(), id); err != nil {
+		t.Fatalf("restart broker %d: %v", id, err)
+	}
+	d := time.Since(start)
+	t.Logf("broker %d back after %s", id, d.Round(100*time.Millisecond))
+	return d
+}
+
+// progressWatcher samples a group's committed offsets and the topic's end offsets.
+type progressWatcher struct {
+	mu    sync.Mutex
+	snaps []progressSnap
+	quit  chan struct{}
+	done  chan struct{}
+}
+
+type progressSnap struct {
+	at        time.Time
+	committed map[int32]int64
+	end       map[int32]int64
+}
+
+func watchProgress(t testing.TB, group goka.Group, topic string) *progressWatcher {
+	t.Helper()
+	client, err := sarama.NewClient(kafka.Brokers(t), kafkatest.SaramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &progressWatcher{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		defer admin.Close()
+		for {
+			select {
+			case <-w.quit:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			parts, err := client.Partitions(topic)
+			if err != nil {
+				continue
+			}
+			resp, err := admin.ListConsumerGroupOffsets(string(group), map[string][]int32{topic: parts})
+			if err != nil {
+				continue
+			}
+			s := progressSnap{at: time.Now(), committed: map[int32]int64{}, end: map[int32]int64{}}
+			ok := true
+			for _, p := range parts {
+				if b := resp.GetBlock(topic, p); b != nil && b.Err == sarama.ErrNoError {
+					s.committed[p] = b.Offset
+				}
+				end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+				if err != nil {
+					ok = false
+					break
+				}
+				s.end[p] = end
+			}
+			if ok {
+				w.mu.Lock()
+				w.snaps = append(w.snaps, s)
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+func (w *progressWatcher) stop() {
+	select {
+	case <-w.quit:
+	default:
+		close(w.quit)
+	}
+	<-w.done
+}
+
+// recoveries returns, sorted, for each kill the time until every partition that had
+// input waiting at the kill has committed progress again.
+func (w *progressWatcher) recoveries(kills []time.Time) []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []time.Duration
+	for _, k := range kills {
+		i := sort.Search(len(w.snaps), func(i int) bool { return w.snaps[i].at.After(k) })
+		if i == 0 || i == len(w.snaps) {
+			continue
+		}
+		base := w.snaps[i-1]
+		for ; i < len(w.snaps); i++ {
+			s, all, waiting := w.snaps[i], true, false
+			for p, c := range base.committed {
+				if base.end[p] > c+1 { // +1: a transaction marker is not input
+					waiting = true
+					if s.committed[p] <= c {
+						all = false
+					}
+				}
+			}
+			if !waiting {
+				break
+			}
+			if all {
+				out = append(out, s.at.Sub(k))
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -154,7 +154,7 @@ func runBacklog(b *testing.B, file string) {
 }
 
 // topicRecords counts the offsets of a topic (records incl. transaction markers).
-func topicRecords(b *testing.B, topic string) int64 {
+func topicRecords(b testing.TB, topic string) int64 {
 	client, err := sarama.NewClient(kafka.Brokers(b), kafkatest.SaramaConfig())
 	if err != nil {
 		b.Fatal(err)

@@ -79,8 +79,14 @@ func writeRecords(t testing.TB, topic string, recs []rawRecord) {
 // been idle for idle after at least want records.
 func readAll(t testing.TB, topic string, want int, timeout time.Duration) []*sarama.ConsumerMessage {
 	t.Helper()
+	return readAllLevel(t, topic, sarama.ReadCommitted, want, timeout)
+}
+
+// readAllLevel is readAll with the given isolation level.
+func readAllLevel(t testing.TB, topic string, level sarama.IsolationLevel, want int, timeout time.Duration) []*sarama.ConsumerMessage {
+	t.Helper()
 	cfg := kafkatest.SaramaConfig()
-	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	cfg.Consumer.IsolationLevel = level
 	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
 	c, err := sarama.NewConsumer(kafka.Brokers(t), cfg)
 	if err != nil {

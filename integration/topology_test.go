@@ -3,9 +3,12 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/lovoo/goka"
 
 	"github.com/taxi-stream/taxi-stream/codecs"
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
@@ -149,5 +152,79 @@ func TestZoneUpdateIsPickedUpWithoutRestart(t *testing.T) {
 	}
 	if counted != int64(rides) {
 		t.Errorf("results count %v rides, %d were written", counted, rides)
+	}
+}
+
+// TestCleanRestartKeepsLocalState: after a clean stop (SIGTERM: final commit, CLEAN
+// marker) a restart with the same state directory recovers nothing from the
+// changelog; without the marker (a crash) it rebuilds the state from the whole
+// changelog. Both restarts end with the same results.
+func TestCleanRestartKeepsLocalState(t *testing.T) {
+	data := sharedData(t)
+	topics := pipelineInputs(t, 3)
+	n := feedRides(t, topics.Rides, 3, filepath.Join(data, "green_tripdata_2024-01.parquet"), feedOptions{markers: true})
+	stateDir := t.TempDir()
+	app := topics.Rides + "-app"
+	withDir := func(o *pipeline.Options) { o.StateDir = stateDir }
+
+	// recovered returns how many changelog records the windows stage read to recover.
+	recovered := func(p *pipeline.Pipeline) (records uint) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			_, win := p.Processors()
+			if win != nil {
+				stats := win.Stats()
+				done := len(stats.Group) > 0
+				records = 0
+				for _, ps := range stats.Group {
+					if ps.TableStats == nil || ps.TableStats.Status < goka.PartitionRunning {
+						done = false
+						continue
+					}
+					records += ps.TableStats.Input.Count
+				}
+				if done {
+					return records
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the windows stage did not recover within 60s")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	first := startPipelineApp(t, topics, eos.ExactlyOnce, "i1", app, withDir)
+	results := readAll(t, topics.Results, 1, 3*time.Minute)
+	in, _ := first.p.Stages()
+	if got := in.Counters.In.Load(); got != int64(n) {
+		t.Fatalf("the ingest stage read %d rides, %d were fed", got, n)
+	}
+	first.stop() // clean: commits, writes the CLEAN marker
+	changelog := topicRecords(t, string(goka.GroupTable(goka.Group(app+"-windows"))))
+	if changelog == 0 {
+		t.Fatal("the windows changelog is empty")
+	}
+
+	second := startPipelineApp(t, topics, eos.ExactlyOnce, "i1", app, withDir)
+	if got := recovered(second.p); got != 0 {
+		t.Errorf("after a clean stop the restart read %d changelog records, want 0 (the local state is kept)", got)
+	}
+	second.stop()
+
+	// A crash leaves no CLEAN marker: the state is rebuilt from the changelog.
+	if err := os.Remove(filepath.Join(stateDir, app+"-windows", "CLEAN")); err != nil {
+		t.Fatal(err)
+	}
+	third := startPipelineApp(t, topics, eos.ExactlyOnce, "i1", app, withDir)
+	if got := recovered(third.p); got == 0 {
+		t.Errorf("without the CLEAN marker the restart read no changelog records; want the state rebuilt (changelog: %d offsets)", changelog)
+	} else {
+		t.Logf("clean restart: 0 changelog records read; after a crash: %d records read (changelog %d offsets incl. transaction markers)", got, changelog)
+	}
+	third.stop()
+	if again := readAll(t, topics.Results, len(results), 10*time.Second); len(again) != len(results) {
+		t.Errorf("results topic holds %d records after the restarts, %d before", len(again), len(results))
 	}
 }

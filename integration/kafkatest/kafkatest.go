@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,11 @@ type Env struct {
 }
 
 // New returns an Env; nothing is started until a test asks for brokers.
+// EnvLocalNodes sets the size of the local cluster the tests start: 1 (default) or
+// 3 (replication factor 3, min.insync.replicas 2), e.g. for the chaos suite's
+// broker-kill run.
+const EnvLocalNodes = "KAFKA_LOCAL_NODES"
+
 func New() *Env { return &Env{} }
 
 // Main runs the tests and stops the local broker afterwards. Use it as
@@ -95,8 +101,10 @@ func (e *Env) start() {
 		level = slog.LevelInfo
 	}
 	start := time.Now()
+	nodes, _ := strconv.Atoi(os.Getenv(EnvLocalNodes)) // 0: kafkalocal's default, one node
 	c, err := kafkalocal.Start(context.Background(), kafkalocal.Config{
 		Dir:    dir,
+		Nodes:  nodes,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {

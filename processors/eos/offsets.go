@@ -1,9 +1,11 @@
 package eos
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -173,10 +175,12 @@ func (t *topicManager) GetOffset(topic string, partition int32, at int64) (int64
 func (t *topicManager) waitStable(topic string, partition int32) error {
 	deadline := time.Now().Add(t.stableWait)
 	for {
-		lso, err := t.client.GetOffset(topic, partition, sarama.OffsetNewest)
+		lso, err := lastStableOffset(t.client, topic, partition)
 		if err != nil {
 			return err
 		}
+		// Sarama's Client.GetOffset always lists offsets read_uncommitted: the high
+		// watermark.
 		hwm, err := t.uncommitted.GetOffset(topic, partition, sarama.OffsetNewest)
 		if err != nil {
 			return err
@@ -191,6 +195,33 @@ func (t *topicManager) waitStable(topic string, partition int32) error {
 	}
 }
 
+// lastStableOffset lists the partition's end offset read_committed: the last stable
+// offset (Sarama's Client.GetOffset ignores the isolation level).
+func lastStableOffset(client sarama.Client, topic string, partition int32) (int64, error) {
+	broker, err := client.Leader(topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	req := sarama.NewOffsetRequest(client.Config().Version)
+	req.IsolationLevel = sarama.ReadCommitted
+	req.AddBlock(topic, partition, sarama.OffsetNewest, 1)
+	resp, err := broker.GetAvailableOffsets(req)
+	if err != nil {
+		return 0, err
+	}
+	block := resp.GetBlock(topic, partition)
+	if block == nil {
+		return 0, sarama.ErrIncompleteResponse
+	}
+	if block.Err != sarama.ErrNoError {
+		return 0, block.Err
+	}
+	if block.Offset > 0 || len(block.Offsets) == 0 {
+		return block.Offset, nil
+	}
+	return block.Offsets[0], nil
+}
+
 // LastVisibleOffset returns 1 + the offset of the last record in the partition that a
 // read_committed consumer can see (data, not a transaction marker, not aborted), or
 // the log start offset when there is none.
@@ -199,8 +230,7 @@ func LastVisibleOffset(client sarama.Client, topic string, partition int32) (int
 	if err != nil {
 		return 0, err
 	}
-	// With read_committed (the client's config) this is the last stable offset.
-	lso, err := client.GetOffset(topic, partition, sarama.OffsetNewest)
+	lso, err := lastStableOffset(client, topic, partition)
 	if err != nil {
 		return 0, err
 	}
@@ -249,7 +279,13 @@ func lastVisibleIn(broker *sarama.Broker, topic string, partition int32, from, t
 		if block.Err != sarama.ErrNoError {
 			return -1, fmt.Errorf("fetch %s/%d at %d: %w", topic, partition, offset, block.Err)
 		}
-		aborted := block.AbortedTransactions
+		// Each aborted transaction starts to apply at its first offset and ends at its
+		// producer's abort marker; the same producer may write committed transactions
+		// after it (a restarted instance keeps its producer id), so every entry is used
+		// once, in offset order, as the Java consumer does.
+		aborted := slices.Clone(block.AbortedTransactions)
+		slices.SortFunc(aborted, func(a, b *sarama.AbortedTransaction) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
+		next := 0
 		progressed := false
 		for _, rs := range block.RecordsSet {
 			b := rs.RecordBatch
@@ -260,10 +296,8 @@ func lastVisibleIn(broker *sarama.Broker, topic string, partition int32, from, t
 			if end <= offset {
 				continue
 			}
-			for _, a := range aborted {
-				if a.FirstOffset <= b.FirstOffset+int64(b.LastOffsetDelta) {
-					aborting[a.ProducerID] = true
-				}
+			for ; next < len(aborted) && aborted[next].FirstOffset <= b.FirstOffset+int64(b.LastOffsetDelta); next++ {
+				aborting[aborted[next].ProducerID] = true
 			}
 			switch {
 			case b.Control:

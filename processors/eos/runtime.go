@@ -486,6 +486,9 @@ func (r *Runtime) commit() error {
 	for tp, off := range c.marks {
 		r.committed[tp] = off
 	}
+	if r.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		r.cfg.Logger.Debug("committed", "group", r.cfg.Group, "generation", c.sess.GenerationID(), "offsets", fmt.Sprint(c.marks))
+	}
 	r.commits.Add(1)
 	r.commitNanos.Add(int64(paused))
 	if int64(paused) > r.maxCommit.Load() {

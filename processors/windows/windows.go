@@ -89,6 +89,8 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 			s.Counters.RidesEmitted.Add(r.Sums.Count)
 		}
 		if len(results) > 0 {
+			s.cfg.Logger.Debug("windows closed", "partition", ctx.Partition(), "offset", ctx.Offset(),
+				"results", len(results), "first_start_ms", results[0].Window.StartMs, "min_watermark", min)
 			s.committer.RequestCommit() // make them readable now
 		}
 	}
@@ -120,6 +122,8 @@ func (s *Stage) load(ctx goka.Context) (*aggregate.State, error) {
 			return nil, fmt.Errorf("windows: state of partition %d: %w", ctx.Partition(), err)
 		}
 	}
+	closed, _ := st.ClosedThrough()
+	s.cfg.Logger.Debug("windows state loaded", "partition", ctx.Partition(), "offset", ctx.Offset(), "open", st.Len(), "closed_through", closed, "bytes", len(stored))
 	return st, nil
 }
 
