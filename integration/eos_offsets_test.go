@@ -75,7 +75,7 @@ func TestLastVisibleOffsetAfterAbortBySameProducer(t *testing.T) {
 	if got := visible(3); got != 3 {
 		t.Fatalf("after one committed transaction: last visible + 1 = %d, want 3", got)
 	}
-	txn(2, false) // records 4-5 aborted, abort marker 6
+	txn(2, false)           // records 4-5 aborted, abort marker 6
 	time.Sleep(time.Second) // let the abort marker land
 	if got := visible(3); got != 3 {
 		t.Fatalf("after an aborted transaction: %d, want 3 (the aborted records are not visible)", got)
