@@ -10,7 +10,7 @@ KAFKA_DIR ?= .kafka-local
 demo:
 	$(GO) run ./cmd/taxi-demo $(DEMO_ARGS)
 
-.PHONY: test browser web-vendor vet unit fuzz demo chaos kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
+.PHONY: chaos-cluster test browser web-vendor vet unit fuzz demo chaos kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
 
 ## test: every test: vet, unit and integration tests (real Kafka broker from Maven Central) with -race, brief fuzzing
 test: browser vet
@@ -69,8 +69,14 @@ kafka-status:
 ## chaos: the long exactly-once chaos run (make test runs a short one): CHAOS_ROWS rides, at least CHAOS_KILLS SIGKILLs
 CHAOS_ROWS ?= 1000000
 CHAOS_KILLS ?= 12
+CHAOS_FEED_SECONDS ?= 60
+CHAOS_REAL ?= green_tripdata_2020-12.parquet,green_tripdata_2023-01.parquet,green_tripdata_2024-01.parquet,green_tripdata_2025-01.parquet
 chaos:
-	CHAOS_ROWS=$(CHAOS_ROWS) CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -count=1 -v -timeout 60m -run 'TestExactlyOnceUnderProcessKills' ./integration/
+	CHAOS_ROWS=$(CHAOS_ROWS) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_FEED_SECONDS=$(CHAOS_FEED_SECONDS) CHAOS_REAL=$(CHAOS_REAL) $(GO) test -count=1 -v -timeout 60m -run 'TestExactlyOnceUnderProcessKills' ./integration/
+
+## chaos-cluster: the chaos suite on a local 3-node cluster; one broker is SIGKILLed and restarted
+chaos-cluster:
+	KAFKA_LOCAL_NODES=3 $(MAKE) --no-print-directory chaos
 
 ## bench: the hot-path micro benchmarks
 bench:

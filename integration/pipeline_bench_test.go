@@ -89,7 +89,12 @@ func runBacklog(b *testing.B, file string) {
 		}()
 	}
 	closes := newCloseClock(3)
-	h := startPipelineApp(b, topics, eos.ExactlyOnce, "bench", topics.Rides+"-app", func(o *pipeline.Options) {
+	// BENCH_GUARANTEE=at_least_once measures the same without transactions.
+	mode, err := eos.ParseMode(envString("BENCH_GUARANTEE", string(eos.ExactlyOnce)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := startPipelineApp(b, topics, mode, "bench", topics.Rides+"-app", func(o *pipeline.Options) {
 		o.WatermarkPassed = closes.passed
 	})
 	followCtx, stopFollow := context.WithCancel(context.Background())
