@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -68,11 +69,23 @@ func (in *instance) start(t testing.TB, bin string) {
 	cmd := exec.Command(bin, in.args...)
 	cmd.Stdout, cmd.Stderr = in.log, in.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	in.cmd, in.done = cmd, make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		// The parent-death signal follows the forking OS thread, not the process
+		// (golang/go#27505): keep that thread until the child is gone.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(in.done)
+	}()
+	if err := <-started; err != nil {
 		t.Fatalf("start %s: %v", in.name, err)
 	}
-	in.cmd, in.done = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(in.done) }()
 }
 
 func (in *instance) kill() {

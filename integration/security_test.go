@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -269,10 +270,22 @@ func startProgram(t *testing.T, bin string, env []string, args ...string) *progr
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	start := time.Now()
-	if err := p.cmd.Start(); err != nil {
+	started := make(chan error, 1)
+	go func() {
+		// The parent-death signal follows the forking OS thread (golang/go#27505).
+		runtime.LockOSThread()
+		if err := p.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = p.cmd.Wait()
+		p.took = time.Since(start)
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
-	go func() { _ = p.cmd.Wait(); p.took = time.Since(start); close(p.done) }()
 	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.done })
 	return p
 }

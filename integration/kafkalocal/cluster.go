@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -586,14 +587,26 @@ func (c *Cluster) startNode(id int) error {
 		// stops the cluster cleanly), and killed if the caller dies.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start node %d: %w", id, err)
-	}
 	p := &proc{cmd: cmd, exited: make(chan struct{}), logOffset: offset}
+	started := make(chan error, 1)
 	go func() {
+		// Linux sends the parent-death signal when the OS thread that forked the
+		// child exits, not the process (golang/go#27505): a Go thread that ends (a
+		// goroutine that exits locked to it, as hdfstest's does) killed a broker in
+		// the middle of a CI run. Fork from a thread pinned to this goroutine until
+		// the broker is gone.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		_ = cmd.Wait()
 		close(p.exited)
 	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("start node %d: %w", id, err)
+	}
 	c.mu.Lock()
 	c.procs[id] = p
 	for i := range c.state.Nodes {

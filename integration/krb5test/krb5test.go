@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -111,11 +112,23 @@ func Start(t testing.TB, realm string) *KDC {
 	}
 	k.cmd.Stdout, k.cmd.Stderr = logf, logf
 	k.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := k.cmd.Start(); err != nil {
+	exited := make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		// The parent-death signal follows the forking OS thread (golang/go#27505).
+		runtime.LockOSThread()
+		if err := k.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = k.cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	if err := <-started; err != nil {
 		t.Fatalf("start krb5kdc: %v", err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = k.cmd.Wait(); logf.Close(); close(exited) }()
 	t.Cleanup(func() {
 		_ = k.cmd.Process.Signal(syscall.SIGTERM)
 		select {
