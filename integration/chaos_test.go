@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 
+	"github.com/taxi-stream/taxi-stream/integration/childproc"
 	"github.com/taxi-stream/taxi-stream/integration/kafkatest"
 	"github.com/taxi-stream/taxi-stream/producer/synth"
 	"github.com/taxi-stream/taxi-stream/topology"
@@ -70,22 +70,11 @@ func (in *instance) start(t testing.TB, bin string) {
 	cmd.Stdout, cmd.Stderr = in.log, in.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	in.cmd, in.done = cmd, make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		// The parent-death signal follows the forking OS thread, not the process
-		// (golang/go#27505): keep that thread until the child is gone.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(in.done)
-	}()
-	if err := <-started; err != nil {
+	waited, err := childproc.Start(cmd)
+	if err != nil {
 		t.Fatalf("start %s: %v", in.name, err)
 	}
+	go func() { <-waited; close(in.done) }()
 }
 
 func (in *instance) kill() {

@@ -11,13 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/taxi-stream/taxi-stream/integration/childproc"
 	"github.com/taxi-stream/taxi-stream/integration/kafkalocal"
 	"github.com/taxi-stream/taxi-stream/integration/krb5test"
 	"github.com/taxi-stream/taxi-stream/producer/synth"
@@ -270,22 +270,11 @@ func startProgram(t *testing.T, bin string, env []string, args ...string) *progr
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	start := time.Now()
-	started := make(chan error, 1)
-	go func() {
-		// The parent-death signal follows the forking OS thread (golang/go#27505).
-		runtime.LockOSThread()
-		if err := p.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = p.cmd.Wait()
-		p.took = time.Since(start)
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	waited, err := childproc.Start(p.cmd)
+	if err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
+	go func() { <-waited; p.took = time.Since(start); close(p.done) }()
 	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.done })
 	return p
 }

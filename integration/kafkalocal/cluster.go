@@ -22,13 +22,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/taxi-stream/taxi-stream/integration/childproc"
 )
 
 // Config describes a local cluster. The zero value (plus Dir) is a one-node cluster
@@ -588,25 +589,14 @@ func (c *Cluster) startNode(id int) error {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	}
 	p := &proc{cmd: cmd, exited: make(chan struct{}), logOffset: offset}
-	started := make(chan error, 1)
-	go func() {
-		// Linux sends the parent-death signal when the OS thread that forked the
-		// child exits, not the process (golang/go#27505): a Go thread that ends (a
-		// goroutine that exits locked to it, as hdfstest's does) killed a broker in
-		// the middle of a CI run. Fork from a thread pinned to this goroutine until
-		// the broker is gone.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(p.exited)
-	}()
-	if err := <-started; err != nil {
+	waited, err := childproc.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start node %d: %w", id, err)
 	}
+	go func() {
+		<-waited
+		close(p.exited)
+	}()
 	c.mu.Lock()
 	c.procs[id] = p
 	for i := range c.state.Nodes {

@@ -13,12 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/taxi-stream/taxi-stream/integration/childproc"
 )
 
 // KDC is a running KDC.
@@ -113,22 +114,11 @@ func Start(t testing.TB, realm string) *KDC {
 	k.cmd.Stdout, k.cmd.Stderr = logf, logf
 	k.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	exited := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		// The parent-death signal follows the forking OS thread (golang/go#27505).
-		runtime.LockOSThread()
-		if err := k.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = k.cmd.Wait()
-		logf.Close()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
+	waited, err := childproc.Start(k.cmd)
+	if err != nil {
 		t.Fatalf("start krb5kdc: %v", err)
 	}
+	go func() { <-waited; logf.Close(); close(exited) }()
 	t.Cleanup(func() {
 		_ = k.cmd.Process.Signal(syscall.SIGTERM)
 		select {
