@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,17 +12,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/taxi-stream/taxi-stream/codecs"
 	"github.com/taxi-stream/taxi-stream/processors/eos"
 	"github.com/taxi-stream/taxi-stream/processors/httpapi"
+	"github.com/taxi-stream/taxi-stream/processors/httpapi/metricstest"
 	"github.com/taxi-stream/taxi-stream/processors/watermark"
 	"github.com/taxi-stream/taxi-stream/producer/synth"
 	"github.com/taxi-stream/taxi-stream/topology"
@@ -103,32 +101,9 @@ func (h *httpServer) metrics(t *testing.T) map[string]float64 {
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(string(body)))
+	out, err := metricstest.Parse(bytes.NewReader(body))
 	if err != nil {
-		t.Fatalf("/metrics does not parse: %v", err)
-	}
-	out := map[string]float64{}
-	for name, f := range fams {
-		for _, m := range f.Metric {
-			var labels []string
-			for _, l := range m.Label {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(labels)
-			key := name
-			if len(labels) > 0 {
-				key += "{" + strings.Join(labels, ",") + "}"
-			}
-			switch {
-			case m.Counter != nil:
-				out[key] = m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[key] = m.Gauge.GetValue()
-			case m.Summary != nil:
-				out[strings.Replace(key, name, name+"_count", 1)] = float64(m.Summary.GetSampleCount())
-			}
-		}
+		t.Fatalf("/metrics: %v", err)
 	}
 	return out
 }

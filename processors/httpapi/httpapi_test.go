@@ -9,15 +9,12 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
+	"github.com/taxi-stream/taxi-stream/processors/httpapi/metricstest"
 	"github.com/taxi-stream/taxi-stream/processors/pipeline"
 	"github.com/taxi-stream/taxi-stream/processors/watermark"
 	"github.com/taxi-stream/taxi-stream/processors/window"
@@ -344,33 +341,9 @@ func scrape(t *testing.T, s *Server) map[string]float64 {
 
 func parseMetrics(t *testing.T, r io.Reader) map[string]float64 {
 	t.Helper()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(r)
+	out, err := metricstest.Parse(r)
 	if err != nil {
 		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for name, f := range fams {
-		for _, m := range f.Metric {
-			var labels []string
-			for _, l := range m.Label {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(labels)
-			key := name
-			if len(labels) > 0 {
-				key += "{" + strings.Join(labels, ",") + "}"
-			}
-			switch {
-			case m.Counter != nil:
-				out[key] = m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[key] = m.Gauge.GetValue()
-			case m.Summary != nil:
-				out[name+"_count"+strings.TrimPrefix(key, name)] = float64(m.Summary.GetSampleCount())
-				out[name+"_sum"+strings.TrimPrefix(key, name)] = m.Summary.GetSampleSum()
-			}
-		}
 	}
 	return out
 }
