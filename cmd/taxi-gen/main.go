@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
 	"github.com/taxi-stream/taxi-stream/producer/synth"
 )
 
@@ -25,6 +26,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// envPrefix is the prefix of taxi-gen's environment variables (--rows -> TAXI_GEN_ROWS).
+const envPrefix = "TAXI_GEN"
 
 func newCommand(log *slog.Logger) *cobra.Command {
 	def := synth.DefaultConfig(0)
@@ -51,6 +55,12 @@ func newCommand(log *slog.Logger) *cobra.Command {
 		SilenceErrors: true, // main logs the error
 
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cli.BindEnv(cmd.Flags(), envPrefix); err != nil {
+				return err
+			}
+			if out == "" {
+				return fmt.Errorf("--out is required: the Parquet file to write (or $%s)", cli.EnvName(envPrefix, "out"))
+			}
 			m, err := synth.ParseMonth(month)
 			if err != nil {
 				return err
@@ -89,6 +99,6 @@ func newCommand(log *slog.Logger) *cobra.Command {
 	f.Float64Var(&nullFrac, "null-fraction", def.NullFraction, "share of rows in the null block")
 	f.StringVar(&compression, "compression", string(def.Compression), "zstd, snappy or none")
 	f.IntVar(&rowGroup, "row-group-rows", def.RowGroupRows, "rows per Parquet row group")
-	_ = cmd.MarkFlagRequired("out")
+	cli.EnvHelp(f, envPrefix)
 	return cmd
 }

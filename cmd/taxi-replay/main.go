@@ -73,20 +73,18 @@ func (u usageError) Unwrap() error { return u.error }
 
 // common are the flags of every subcommand.
 type common struct {
-	brokers  string
-	logLevel string
-	timeout  time.Duration
-	sec      cli.Security
+	brokers   string
+	logLevel  string
+	logFormat string
+	timeout   time.Duration
+	sec       cli.Security
 }
 
 func (c *common) register(cmd *cobra.Command) {
-	def := os.Getenv("KAFKA_BROKERS")
-	if def == "" {
-		def = "localhost:9092"
-	}
 	f := cmd.Flags()
-	f.StringVar(&c.brokers, "brokers", def, "Kafka bootstrap servers, comma separated (from $KAFKA_BROKERS when set, else localhost:9092)")
+	f.StringVar(&c.brokers, "brokers", cli.DefaultBrokers(), "Kafka bootstrap servers, comma separated (default from $KAFKA_BROKERS when set, else localhost:9092)")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	f.DurationVar(&c.timeout, "write-timeout", 30*time.Second, "timeout of one Kafka request, including the acks of all in-sync replicas")
 	c.sec.Register(f)
 }
@@ -106,22 +104,32 @@ func (c *common) security() (kafkaio.Security, error) {
 	return kafkaio.Security{TLS: tlsCfg, SASL: mech}, nil
 }
 
-func (c *common) brokerList() []string {
-	var out []string
-	for _, b := range strings.Split(c.brokers, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			out = append(out, b)
-		}
+func (c *common) brokerList() ([]string, error) {
+	list, err := cli.Brokers(c.brokers)
+	if err != nil {
+		return nil, usageError{err}
 	}
-	return out
+	return list, nil
 }
 
 func (c *common) logger() (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)}
+	log, err := cli.NewLogger(os.Stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		return nil, usageError{err}
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+	return log, nil
+}
+
+// envPrefix is the prefix of taxi-replay's environment variables (--marker-every ->
+// TAXI_REPLAY_MARKER_EVERY), the same for every subcommand.
+const envPrefix = "TAXI_REPLAY"
+
+// bindEnv fills the flags not given on the command line from the environment.
+func bindEnv(cmd *cobra.Command, _ []string) error {
+	if err := cli.BindEnv(cmd.Flags(), envPrefix); err != nil {
+		return usageError{err}
+	}
+	return nil
 }
 
 func newRoot() *cobra.Command {
@@ -135,6 +143,10 @@ func newRoot() *cobra.Command {
 	sub, _ := newReplayCommand("replay [flags] FILES...")
 	root.AddCommand(sub, newZonesCommand(), newCleanupCommand())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentPreRunE = bindEnv // runs for the subcommands too
+	for _, c := range append([]*cobra.Command{root}, root.Commands()...) {
+		cli.EnvHelp(c.Flags(), envPrefix)
+	}
 	return root
 }
 
@@ -232,7 +244,9 @@ func (rf *replayFlags) config(args []string) (replay.Config, error) {
 	}
 	cfg := rf.cfg
 	cfg.Inputs = args
-	cfg.Brokers = rf.brokerList()
+	if cfg.Brokers, err = rf.brokerList(); err != nil {
+		return cfg, err
+	}
 	if cfg.Security, err = rf.security(); err != nil {
 		return cfg, err
 	}
@@ -286,7 +300,13 @@ A bad header, a duplicate or an out-of-range LocationID stops the load before an
 			if err != nil {
 				return err
 			}
-			cfg.Brokers, cfg.Logger, cfg.WriteTimeout = cc.brokerList(), log, cc.timeout
+			if cfg.Brokers, err = cc.brokerList(); err != nil {
+				return err
+			}
+			cfg.Logger, cfg.WriteTimeout = log, cc.timeout
+			if cfg.File == "" {
+				return usageError{fmt.Errorf("--file is required: the zone lookup CSV, a path or an http(s) URL (or $%s)", cli.EnvName(envPrefix, "file"))}
+			}
 			if cfg.Security, err = cc.security(); err != nil {
 				return err
 			}
@@ -310,7 +330,8 @@ A bad header, a duplicate or an out-of-range LocationID stops the load before an
 	f.IntVar(&cfg.Partitions, "partitions", zones.DefaultPartitions, "partitions when the topic is created (an existing topic keeps its own)")
 	f.IntVar(&cfg.Replication, "replication", -1, "replication factor when the topic is created (-1: the broker's default)")
 	f.IntVar(&cfg.MaxLocationID, "max-location-id", zones.DefaultMaxLocationID, "largest accepted LocationID (TLC's table has 1..265)")
-	_ = cmd.MarkFlagRequired("file")
+	// --file is checked by zones.Config.Validate, not cobra's required flags: those are
+	// checked before $TAXI_REPLAY_FILE is bound.
 	return cmd
 }
 
@@ -349,7 +370,11 @@ func newCleanupCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := replay.CleanupSecure(cmd.Context(), cc.brokerList(), sec, list, cc.timeout)
+			brokers, err := cc.brokerList()
+			if err != nil {
+				return err
+			}
+			res, err := replay.CleanupSecure(cmd.Context(), brokers, sec, list, cc.timeout)
 			err = cc.sec.Explain(err)
 			for _, r := range res {
 				state := "deleted"

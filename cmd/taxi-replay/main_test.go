@@ -70,7 +70,7 @@ func TestCommands(t *testing.T) {
 		{[]string{"replay"}, "no input files"},
 		{[]string{"cleanup"}, "confirm with --yes"},
 		{[]string{"--no-such-flag", "x"}, "unknown flag"},
-		{[]string{"zones"}, `"file" not set`},
+		{[]string{"zones"}, `--file`},
 		{[]string{"zones", "--file", "x", "--security-protocol", "SASL_SSL", "--sasl-mechanism", "GSSAPI"}, "GSSAPI is not supported"},
 		{[]string{"cleanup", "--yes", "--sasl-username", "alice"}, "--sasl-username is set but --security-protocol is PLAINTEXT"},
 		{[]string{"--security-protocol", "SSL", "--tls-ca-file", "/nonexistent/ca.pem", "x.parquet"}, "--tls-ca-file: open /nonexistent/ca.pem"},
@@ -101,3 +101,53 @@ func TestCommands(t *testing.T) {
 }
 
 type pflagFlag = pflag.Flag
+
+// TestEnvironment: every flag of every subcommand can come from $TAXI_REPLAY_<FLAG>; the
+// command line wins, and a bad value names the variable.
+func TestEnvironment(t *testing.T) {
+	t.Setenv("TAXI_REPLAY_ORDER", "file")
+	t.Setenv("TAXI_REPLAY_MARKER_EVERY", "250")
+	t.Setenv("TAXI_REPLAY_BROKERS", "env:9092")
+	root := newRoot()
+	replayCmd, _, err := root.Find([]string{"replay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replayCmd.ParseFlags([]string{"--brokers", "cli:9092"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bindEnv(replayCmd, nil); err != nil {
+		t.Fatal(err)
+	}
+	f := replayCmd.Flags()
+	if v, _ := f.GetString("order"); v != "file" {
+		t.Errorf("--order from the environment = %q, want file", v)
+	}
+	if v, _ := f.GetInt("marker-every"); v != 250 {
+		t.Errorf("--marker-every from the environment = %d, want 250", v)
+	}
+	if v, _ := f.GetString("brokers"); v != "cli:9092" {
+		t.Errorf("--brokers = %q: the command line must win over the environment", v)
+	}
+	if u := f.Lookup("marker-every").Usage; !strings.Contains(u, "$TAXI_REPLAY_MARKER_EVERY") {
+		t.Errorf("--help does not name the variable: %q", u)
+	}
+
+	// Through Execute: the zones file comes from the environment (the load then fails on
+	// the missing file, which proves the value arrived), and a bad value is a usage error.
+	t.Setenv("TAXI_REPLAY_FILE", "/nonexistent/zones.csv")
+	root = newRoot()
+	root.SetArgs([]string{"zones", "--brokers", "127.0.0.1:1"})
+	root.SetOut(new(bytes.Buffer))
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "/nonexistent/zones.csv") {
+		t.Errorf("zones with $TAXI_REPLAY_FILE: got %v, want an error naming the file", err)
+	}
+	t.Setenv("TAXI_REPLAY_MARKER_EVERY", "many")
+	root = newRoot()
+	root.SetArgs([]string{"x.parquet"})
+	root.SetOut(new(bytes.Buffer))
+	err = root.Execute()
+	if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), "TAXI_REPLAY_MARKER_EVERY") {
+		t.Errorf("bad environment value: got %v, want a usage error naming the variable", err)
+	}
+}
