@@ -13,7 +13,7 @@ KAFKA_DIR ?= .kafka-local
 demo:
 	$(GO) run ./cmd/taxi-demo $(DEMO_ARGS)
 
-.PHONY: chaos-cluster test browser web-vendor vet unit fuzz demo chaos kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
+.PHONY: failover chaos-cluster test browser web-vendor vet unit fuzz demo chaos kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
 
 ## test: every test: vet, unit and integration tests (real Kafka broker from Maven Central) with -race, brief fuzzing
 test: browser vet
@@ -80,6 +80,11 @@ chaos:
 ## chaos-cluster: the chaos suite on a local 3-node cluster; one broker is SIGKILLed and restarted
 chaos-cluster:
 	KAFKA_LOCAL_NODES=3 $(MAKE) --no-print-directory chaos
+
+## failover: failover time with and without --hot-standby (make test runs 1 kill per mode)
+FAILOVER_KILLS ?= 4
+failover:
+	FAILOVER_KILLS=$(FAILOVER_KILLS) $(GO) test -count=1 -v -timeout 30m -run 'TestFailoverWithAndWithoutStandby' ./integration/
 
 ## bench: the hot-path micro benchmarks
 bench:

@@ -10,11 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/taxi-stream/taxi-stream/codecs"
 	"github.com/taxi-stream/taxi-stream/processors/eos"
@@ -434,6 +434,7 @@ func mustJSON(t *testing.T, v any) string {
 // TestHTTPAPIServerLeavesNoGoroutines starts and stops a query-only server (view,
 // results reader, consumer lag) on the real broker: every goroutine it started
 // ends (goka's View does not close its own Kafka clients; the server does).
+// verifyNoLeaks (shutdown_test.go) checks with goleak.
 func TestHTTPAPIServerLeavesNoGoroutines(t *testing.T) {
 	topics := testTopics(t)
 	app := topics.Rides + "-app"
@@ -444,7 +445,7 @@ func TestHTTPAPIServerLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	http.DefaultClient.CloseIdleConnections()
-	before := runtime.NumGoroutine()
+	before := goleak.IgnoreCurrent()
 	s := startHTTPServer(t, httpapi.Config{Topology: topology.Config{Topics: topics, App: app}, InstanceID: "leak-check"})
 	eventually(t, 30*time.Second, "ready", func() string {
 		if code, body := s.get(t, "/readyz"); code != 200 {
@@ -458,14 +459,5 @@ func TestHTTPAPIServerLeavesNoGoroutines(t *testing.T) {
 		t.Errorf("empty state: %+v", open)
 	}
 	s.stop()
-	http.DefaultClient.CloseIdleConnections()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		var buf strings.Builder
-		_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
-		t.Errorf("%d goroutines after the server stopped, %d before:\n%s", n, before, buf.String())
-	}
+	verifyNoLeaks(t, before)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/taxi-stream/taxi-stream/processors/eos"
 	"github.com/taxi-stream/taxi-stream/processors/pipeline"
 	"github.com/taxi-stream/taxi-stream/processors/results"
+	"github.com/taxi-stream/taxi-stream/producer/replay"
 	"github.com/taxi-stream/taxi-stream/producer/synth"
 )
 
@@ -28,7 +29,9 @@ import (
 // real broker; one instance (exactly-once) processes them until every ride is in a
 // result. It reports rides/s, changelog records written per ride and the Go
 // memory high-water mark of the test process during processing.
-// BENCH_CPUPROFILE=file profiles the processing (not the feeding).
+// BENCH_CPUPROFILE=file profiles the processing (not the feeding). BENCH_RATE=r
+// streams the rides at r rides/s while the processor runs (close delay without a
+// backlog; rides/s is then the feed rate).
 //
 //	go test -run '^$' -bench BenchmarkPipelineBacklog -benchtime 1x ./integration/
 func BenchmarkPipelineBacklog(b *testing.B) {
@@ -41,15 +44,21 @@ func BenchmarkPipelineBacklog(b *testing.B) {
 		b.Fatal(err)
 	}
 	for i := 0; i < b.N; i++ {
-		runBacklog(b, file)
+		runBacklog(b, file, rows)
 	}
 }
 
-func runBacklog(b *testing.B, file string) {
+func runBacklog(b *testing.B, file string, rows int) {
 	topics := pipelineInputs(b, 3)
-	feedStart := time.Now()
-	n := feedRides(b, topics.Rides, 3, file, feedOptions{markers: true})
-	b.Logf("fed %d rides in %s", n, time.Since(feedStart).Round(time.Millisecond))
+	// BENCH_RATE=rides/s streams the rides while the processor runs (a live feed:
+	// the close delay without a backlog) instead of feeding them all first.
+	rate := envInt("BENCH_RATE", 0)
+	n := rows
+	if rate == 0 {
+		feedStart := time.Now()
+		n = feedRides(b, topics.Rides, 3, file, feedOptions{markers: true})
+		b.Logf("fed %d rides in %s", n, time.Since(feedStart).Round(time.Millisecond))
+	}
 
 	var peak atomic.Uint64
 	stop := make(chan struct{})
@@ -97,6 +106,16 @@ func runBacklog(b *testing.B, file string) {
 	h := startPipelineApp(b, topics, mode, "bench", topics.Rides+"-app", func(o *pipeline.Options) {
 		o.WatermarkPassed = closes.passed
 	})
+	feedErr := make(chan error, 1)
+	if rate > 0 {
+		go func() {
+			_, err := replay.Run(context.Background(), replay.Config{
+				Inputs: []string{file}, Brokers: kafka.Brokers(b), Topic: topics.Rides, Partitions: 3,
+				Rate: float64(rate), TempDir: b.TempDir(), LogEvery: -1,
+			})
+			feedErr <- err
+		}()
+	}
 	followCtx, stopFollow := context.WithCancel(context.Background())
 	defer stopFollow()
 	readable := map[int64]time.Time{} // window end -> first result of it readable
@@ -122,6 +141,13 @@ func runBacklog(b *testing.B, file string) {
 		}
 		if time.Since(start) > 10*time.Minute {
 			b.Fatal("not done after 10 minutes")
+		}
+		select {
+		case err := <-feedErr:
+			if err != nil {
+				b.Fatalf("feed: %v", err)
+			}
+		default:
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

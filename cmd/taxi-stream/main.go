@@ -41,7 +41,7 @@ func newCommand() *cobra.Command {
 	var (
 		brokers, guarantee, logFormat, logLevel, instance, stateDir string
 		windowSize, slide, delay, commitInterval, sessionTimeout    time.Duration
-		dynamicMembership                                           bool
+		dynamicMembership, hotStandby                               bool
 		quantile                                                    float64
 		sample, windowsPartitions                                   int
 		replication                                                 int16
@@ -103,7 +103,8 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 				Brokers: bl, Topology: cfg, Guarantee: mode, CommitInterval: commitInterval,
 				InstanceID: instance, StateDir: stateDir, Replication: replication, Logger: log,
 				SessionTimeout: sessionTimeout, DynamicMembership: dynamicMembership,
-				Sarama: sec.Sarama(eos.DefaultSaramaConfig),
+				HotStandby: hotStandby,
+				Sarama:     sec.Sarama(eos.DefaultSaramaConfig),
 			})
 			if err != nil {
 				return err
@@ -138,6 +139,7 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 	f.DurationVar(&commitInterval, "commit-interval", 100*time.Millisecond, "how often offsets, state and outputs are committed (Kafka Streams commit.interval.ms)")
 	f.DurationVar(&sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent instance before moving its partitions (session.timeout.ms; the broker allows 6s and more by default)")
 	f.BoolVar(&dynamicMembership, "dynamic-membership", false, "join the consumer groups without a group.instance.id; by default an instance is a static member (KIP-345) named by --instance-id, so a restart within --session-timeout gets its partitions back without a rebalance")
+	f.BoolVar(&hotStandby, "hot-standby", false, "keep a read_committed copy of every windows state partition this instance does not own, so that a failed instance's partitions resume after restoring only the last changelog records (goka WithHotStandby; Kafka Streams num.standby.replicas); default false")
 	f.StringVar(&instance, "instance-id", "taxi-stream-"+host, "this instance's stable name (transactional ids); keep it across restarts")
 	f.StringVar(&stateDir, "state-dir", "", "local state (LevelDB) directory (default $TMPDIR/taxi-stream-state/<instance-id>; Kafka Streams state.dir)")
 	f.IntVar(&windowsPartitions, "windows-partitions", 0, "partitions of the repartition topic and windows stage (default: as many as the rides topic)")

@@ -170,6 +170,8 @@ type Runtime struct {
 
 	// barrier: callbacks hold it shared, a commit holds it exclusively.
 	barrier sync.RWMutex
+	// stopping (set under barrier) makes callbacks no-ops once Run's context has ended.
+	stopping atomic.Bool
 
 	mu        sync.Mutex
 	sess      *session
@@ -181,11 +183,13 @@ type Runtime struct {
 	commitNow        chan struct{}
 	commits          atomic.Int64
 	aborts           atomic.Int64
+	fenced           atomic.Int64
 	commitNanos      atomic.Int64 // total time callbacks were paused for commits
 	commitTotalNanos atomic.Int64 // total time from a commit's start to its end
 	maxCommit        atomic.Int64
 	txnOpen          bool
 	consumerBase     func(clientID string) *sarama.Config
+	clients          clientSet // built for goka; closed when Run ends
 }
 
 // New creates the runtime and its producer (in ExactlyOnce mode this registers the
@@ -242,8 +246,9 @@ func New(cfg Config, hooks Hooks) (*Runtime, error) {
 		c.Consumer.Return.Errors = true
 		c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 		c.Consumer.Group.Session.Timeout = cfg.SessionTimeout
-		// Members learn of a rebalance at their next heartbeat: keep it short.
-		c.Consumer.Group.Heartbeat.Interval = min(time.Second, cfg.SessionTimeout/3)
+		// Members learn of a rebalance at their next heartbeat: keep it short (the
+		// survivors' rejoin is part of every failover; a heartbeat is a tiny request).
+		c.Consumer.Group.Heartbeat.Interval = min(250*time.Millisecond, cfg.SessionTimeout/3)
 		return c
 	}
 	return r, nil
@@ -269,11 +274,19 @@ func (r *Runtime) ProcessorOptions() []goka.ProcessorOption {
 			return &consumerGroup{ConsumerGroup: cg, rt: r}, nil
 		}),
 		goka.WithConsumerSaramaBuilder(func(brokers []string, clientID string) (sarama.Consumer, error) {
-			return sarama.NewConsumer(brokers, r.consumerBase(clientID))
+			c, err := sarama.NewConsumer(brokers, r.consumerBase(clientID))
+			if err != nil {
+				return nil, err
+			}
+			return r.clients.consumer(c), nil
 		}),
 		goka.WithTopicManagerBuilder(func(brokers []string) (goka.TopicManager, error) {
 			// A predecessor's transaction is aborted at the latest after its timeout.
-			return NewTopicManager(brokers, r.consumerBase(""), string(goka.GroupTable(goka.Group(r.cfg.Group))), r.cfg.TransactionTimeout+10*time.Second)
+			tm, err := NewTopicManager(brokers, r.consumerBase(""), string(goka.GroupTable(goka.Group(r.cfg.Group))), r.cfg.TransactionTimeout+10*time.Second)
+			if err != nil {
+				return nil, err
+			}
+			return r.clients.topicManager(tm), nil
 		}),
 	}
 }
@@ -284,6 +297,11 @@ func (r *Runtime) Wrap(cb goka.ProcessCallback) goka.ProcessCallback {
 	return func(ctx goka.Context, msg any) {
 		r.barrier.RLock()
 		defer r.barrier.RUnlock()
+		if r.stopping.Load() {
+			// Stopping (stopCallbacks): the message is neither processed nor
+			// committed; whoever owns the partition next processes it.
+			return
+		}
 		tp := topicPartition{string(ctx.Topic()), ctx.Partition()}
 		r.mu.Lock()
 		r.started[tp] = ctx.Offset() + 1
@@ -314,11 +332,14 @@ func (r *Runtime) CommitTime() (paused, longestPause, total time.Duration) {
 }
 
 // Run runs proc and the commit cycle until ctx ends or either fails. On return the
-// last generation has been committed (or aborted on failure) and the producer is
-// closed. A commit failure is returned: the caller should build a new runtime and
-// processor, which resume from the last commit.
+// last generation has been committed (or aborted on failure) and the producer and
+// every Kafka client built for proc are closed. A commit failure is returned: the
+// caller should build a new runtime and processor, which resume from the last commit.
 func (r *Runtime) Run(parent context.Context, proc *goka.Processor) error {
-	ctx, cancel := context.WithCancel(parent)
+	// goka's context ends only after the callbacks have stopped (stopCallbacks): goka
+	// closes a processor's lookup tables as soon as its context ends, while its
+	// partition processors may still run callbacks that read them.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	defer cancel()
 	procDone := make(chan error, 1)
 	go func() { procDone <- proc.Run(ctx) }()
@@ -350,6 +371,9 @@ loop:
 			runErr = err
 			procDone = nil
 			break loop
+		case <-parent.Done():
+			r.stopCallbacks()
+			break loop
 		}
 		if err := r.commit(); err != nil {
 			runErr = err
@@ -362,6 +386,10 @@ loop:
 		if err := <-procDone; runErr == nil {
 			runErr = err
 		}
+	}
+	// The processor has stopped: close the clients goka leaves open (clientSet).
+	if err := r.clients.closeAll(); err != nil {
+		r.cfg.Logger.Warn("closing kafka clients", "group", r.cfg.Group, "err", err)
 	}
 	r.commitMu.Lock()
 	if r.cfg.Mode == ExactlyOnce && r.txnOpen {
@@ -381,6 +409,36 @@ loop:
 		r.leaveGroup()
 	}
 	return runErr
+}
+
+// Discard releases a runtime that will not Run (e.g. building its processor
+// failed): it aborts the open transaction and closes the producer and the clients
+// built so far.
+func (r *Runtime) Discard() error {
+	err := r.clients.closeAll()
+	r.commitMu.Lock()
+	if r.cfg.Mode == ExactlyOnce && r.txnOpen {
+		_ = r.prod.ap.AbortTxn()
+		r.txnOpen = false
+	}
+	r.commitMu.Unlock()
+	if cerr := r.prod.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// stopCallbacks waits for the running callbacks to return and makes later ones
+// no-ops, before goka's context ends. goka v1.1.17 closes a processor's lookup
+// tables (View.close) as soon as its context ends, while partition processors still
+// run callbacks: a ctx.Lookup then raced with the close (seen with -race, view.go
+// hash vs close) or failed the callback ("View is either not running..."). The
+// messages not processed are not committed either (Wrap); the generation's last
+// commit (sessionEnding) covers exactly the callbacks that ran.
+func (r *Runtime) stopCallbacks() {
+	r.barrier.Lock()
+	r.stopping.Store(true)
+	r.barrier.Unlock()
 }
 
 // leaveGroup removes this static member from the group after a clean stop: a static
@@ -416,6 +474,9 @@ func (r *Runtime) leaveGroup() {
 
 func (r *Runtime) sessionStarted(s *session) error {
 	claims := s.Claims()
+	// Before reading the committed offsets, which stay unstable while a departed
+	// instance's transaction is open (fence.go).
+	r.fenceDepartedBounded(s.Context())
 	meta, err := FetchCommittedMetadata(s.Context(), r.cfg.Brokers, r.consumerBase(""), r.cfg.Group, claims)
 	if err != nil {
 		return fmt.Errorf("eos: read committed offsets of %s: %w", r.cfg.Group, err)
@@ -435,6 +496,38 @@ func (r *Runtime) sessionStarted(s *session) error {
 	}
 	return nil
 }
+
+// fenceDepartedBounded runs fenceDeparted for at most fenceTimeout and logs the outcome.
+func (r *Runtime) fenceDepartedBounded(ctx context.Context) {
+	start := time.Now()
+	type result struct {
+		fenced []string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		f, err := r.fenceDeparted(ctx)
+		done <- result{f, err}
+	}()
+	select {
+	case res := <-done:
+		switch {
+		case res.err != nil:
+			r.cfg.Logger.Warn("cannot abort the open transactions of departed instances; they end by timeout",
+				"group", r.cfg.Group, "fenced", res.fenced, "err", res.err)
+		case len(res.fenced) > 0:
+			r.fenced.Add(int64(len(res.fenced)))
+			r.cfg.Logger.Info("aborted the open transactions of departed instances", "group", r.cfg.Group,
+				"transactional_ids", res.fenced, "took", time.Since(start).Round(time.Millisecond))
+		}
+	case <-time.After(fenceTimeout):
+		r.cfg.Logger.Warn("aborting the open transactions of departed instances takes too long; going on", "group", r.cfg.Group, "waited", fenceTimeout)
+	case <-ctx.Done():
+	}
+}
+
+// Fenced counts the departed instances whose open transactions this runtime aborted.
+func (r *Runtime) Fenced() int64 { return r.fenced.Load() }
 
 func (r *Runtime) currentSession(s sarama.ConsumerGroupSession) sarama.ConsumerGroupSession {
 	r.mu.Lock()

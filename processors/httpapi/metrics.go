@@ -26,7 +26,7 @@ type collector struct {
 
 	ridesIn, counted, late, dead, markers              *prometheus.Desc
 	partials, windowsClosed, ridesClosed, ridesDropped *prometheus.Desc
-	commits, aborts, commitSeconds, commitMax          *prometheus.Desc
+	commits, aborts, fenced, commitSeconds, commitMax  *prometheus.Desc
 	restarts, stageUp, ready, viewRecovered            *prometheus.Desc
 	watermark, eventTimeLag, consumerLag               *prometheus.Desc
 	stateBytes, stateCells, restoreRemaining           *prometheus.Desc
@@ -47,6 +47,7 @@ func newCollector(s *Server) *collector {
 		ridesDropped:  desc("rides_dropped_total", "Rides in partials for already closed windows (must stay 0)."),
 		commits:       desc("commits_total", "Commits (transactions under exactly-once) per stage.", "stage"),
 		aborts:        desc("transactions_aborted_total", "Aborted transactions per stage (a failed commit; the stage resumes from the last commit).", "stage"),
+		fenced:        desc("departed_transactions_fenced_total", "Open transactions of departed instances this instance aborted when it took over (instead of waiting for their timeout), per stage.", "stage"),
 		commitSeconds: desc("commit_duration_seconds", "Time spent in commits (processing paused), per stage.", "stage"),
 		commitMax:     desc("commit_duration_max_seconds", "The longest commit since the instance started, per stage.", "stage"),
 		restarts:      desc("stage_restarts_total", "Stage failures, each followed by a restart from the last commit.", "stage"),
@@ -68,7 +69,7 @@ func newCollector(s *Server) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.ridesIn, c.counted, c.late, c.dead, c.markers, c.partials, c.windowsClosed,
-		c.ridesClosed, c.ridesDropped, c.commits, c.aborts, c.commitSeconds, c.commitMax, c.restarts, c.stageUp,
+		c.ridesClosed, c.ridesDropped, c.commits, c.aborts, c.fenced, c.commitSeconds, c.commitMax, c.restarts, c.stageUp,
 		c.ready, c.viewRecovered, c.watermark, c.eventTimeLag, c.consumerLag, c.stateBytes, c.stateCells,
 		c.restoreRemaining, c.stateRecovered, c.recentResults, c.scrapeErrors} {
 		ch <- d
@@ -115,6 +116,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}{{pipeline.StageIngest, st.IngestCommits}, {pipeline.StageWindows, st.WindowsCommits}} {
 		counter(ch, c.commits, sc.c.Commits, sc.stage)
 		counter(ch, c.aborts, sc.c.Aborts, sc.stage)
+		counter(ch, c.fenced, sc.c.Fenced, sc.stage)
 		ch <- prometheus.MustNewConstSummary(c.commitSeconds, uint64(sc.c.Commits), sc.c.Time.Seconds(), nil, sc.stage)
 		gauge(ch, c.commitMax, sc.c.Longest.Seconds(), sc.stage)
 	}

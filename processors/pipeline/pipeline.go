@@ -47,6 +47,11 @@ type Options struct {
 	// joins with InstanceID as its group.instance.id (KIP-345): restarted within
 	// SessionTimeout, it gets its partitions back without a rebalance of the group.
 	DynamicMembership bool
+	// HotStandby keeps a read_committed copy of every windows state partition this
+	// instance does not own (goka's WithHotStandby, Kafka Streams' standby replicas):
+	// when an owner fails, its partitions move to instances that need to restore
+	// only the last few changelog records.
+	HotStandby bool
 	// TopicWait bounds how long to wait for the rides topic to exist. Default 2 minutes.
 	TopicWait time.Duration
 	// Sarama returns a base client config (version, TLS/SASL). Default eos.DefaultSaramaConfig.
@@ -317,6 +322,7 @@ func (p *Pipeline) runIngest(ctx context.Context, started func()) error {
 			goka.WithLogger(gokaLogger{p.opts.Logger.With("stage", "ingest")}),
 		)...)
 	if err != nil {
+		_ = rt.Discard()
 		return fmt.Errorf("ingest processor: %w", err)
 	}
 	p.setIngest(stage, rt, proc)
@@ -354,13 +360,19 @@ func (p *Pipeline) runWindows(ctx context.Context, started func()) error {
 		return err
 	}
 	c.rt = rt
-	proc, err := goka.NewProcessor(p.opts.Brokers, topology.WindowsGraph(p.cfg, rt.Wrap(stage.Process)),
-		append(rt.ProcessorOptions(),
-			goka.WithStorageBuilder(storage.DefaultBuilder(dir)),
-			goka.WithClientID("taxi-stream-windows-"+p.opts.InstanceID),
-			goka.WithLogger(gokaLogger{p.opts.Logger.With("stage", "windows")}),
-		)...)
+	opts := append(rt.ProcessorOptions(),
+		goka.WithStorageBuilder(storage.DefaultBuilder(dir)),
+		goka.WithClientID("taxi-stream-windows-"+p.opts.InstanceID),
+		goka.WithLogger(gokaLogger{p.opts.Logger.With("stage", "windows")}),
+	)
+	if p.opts.HotStandby {
+		// Standby copies read the changelog read_committed (the runtime's consumer
+		// builder), so they hold committed state only, like the owner's restore.
+		opts = append(opts, goka.WithHotStandby())
+	}
+	proc, err := goka.NewProcessor(p.opts.Brokers, topology.WindowsGraph(p.cfg, rt.Wrap(stage.Process)), opts...)
 	if err != nil {
+		_ = rt.Discard()
 		return fmt.Errorf("windows processor: %w", err)
 	}
 	p.setWindows(stage, rt, proc)

@@ -32,9 +32,11 @@ type WindowsCounts struct {
 // CommitCounts describe one stage's commits (eos.Runtime).
 type CommitCounts struct {
 	Commits, Aborts int64
-	Time            time.Duration // total time commits took (their round trips overlap processing)
-	Paused          time.Duration // total time processing was paused for commits
-	Longest         time.Duration // the longest pause
+	// Fenced counts departed instances whose open transactions were aborted.
+	Fenced  int64
+	Time    time.Duration // total time commits took (their round trips overlap processing)
+	Paused  time.Duration // total time processing was paused for commits
+	Longest time.Duration // the longest pause
 }
 
 // Stats are an instance's counters since it started: a stage that fails is rebuilt
@@ -87,6 +89,7 @@ func addCommits(c *CommitCounts, rt *eos.Runtime) {
 	}
 	c.Commits += rt.Commits()
 	c.Aborts += rt.Aborts()
+	c.Fenced += rt.Fenced()
 	paused, longestPause, total := rt.CommitTime()
 	c.Time += total
 	c.Paused += paused
