@@ -3,8 +3,10 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -24,6 +26,7 @@ import (
 // count every ride as closed, late or dead; then it is stopped with SIGTERM. It
 // reports rides/s from the process start (startup and recovery included), the
 // process's peak resident set size (getrusage maxrss) and its CPU seconds.
+// BENCH_HEAPPROFILE=file saves a heap profile (--pprof) when half the rides are in.
 //
 //	go test -run '^$' -bench BenchmarkProcessorProcess -benchtime 1x ./integration/
 func BenchmarkProcessorProcess(b *testing.B) {
@@ -59,6 +62,10 @@ func runProcessBacklog(b *testing.B, bin, file, stateDir string) {
 		"--results-topic", topics.Results, "--late-topic", topics.Late, "--dead-topic", topics.Dead,
 		"--app", topics.Rides+"-app", "--instance-id", "bench", "--state-dir", stateDir,
 		"--http-addr", addr, "--log-level", "warn")
+	heapProfile := envString("BENCH_HEAPPROFILE", "") // a heap profile when half the rides are in
+	if heapProfile != "" {
+		cmd.Args = append(cmd.Args, "--pprof")
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	b.StartTimer()
@@ -80,6 +87,12 @@ func runProcessBacklog(b *testing.B, bin, file, stateDir string) {
 		}
 		covered := m["taxi_stream_rides_closed_total"] + m["taxi_stream_rides_late_total"] + m["taxi_stream_dead_letters_total"]
 		done = covered >= float64(n)
+		if heapProfile != "" && covered >= float64(n)/2 {
+			if err := download("http://"+addr+"/debug/pprof/heap", heapProfile); err != nil {
+				b.Errorf("heap profile: %v", err)
+			}
+			heapProfile = ""
+		}
 		if time.Since(start) > 10*time.Minute {
 			b.Fatalf("not done after 10 minutes: %v of %d rides covered", covered, n)
 		}
@@ -107,6 +120,24 @@ func runProcessBacklog(b *testing.B, bin, file, stateDir string) {
 	b.Logf("taxi-stream process: %d rides in %s from its start: %.0f rides/s; peak RSS %.1f MiB; CPU %s (user %s, sys %s)",
 		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), rssMiB, cpu.Round(time.Millisecond),
 		time.Duration(ru.Utime.Nano()).Round(time.Millisecond), time.Duration(ru.Stime.Nano()).Round(time.Millisecond))
+}
+
+// download writes what url serves to path.
+func download(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // scrape reads a /metrics endpoint.

@@ -49,6 +49,7 @@ func newCommand() *cobra.Command {
 		sec                                                         cli.Security
 	)
 	var httpAddr string
+	var profiling bool
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
 		Use:   "taxi-stream",
@@ -112,6 +113,7 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 			log.Info("kafka connection", "brokers", bl, "security", sec)
 			err = sec.Explain(runPipeline(cmd.Context(), p, httpapi.Config{
 				Addr: httpAddr, Brokers: bl, Topology: cfg, InstanceID: instance, Pipeline: p, Logger: log,
+				Profiling: profiling,
 			}))
 			if errors.Is(err, context.Canceled) {
 				err = nil
@@ -147,6 +149,7 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&httpAddr, "http-addr", ":8080", `HTTP server address: /metrics, /healthz, /readyz, /api/v1/... ("" disables it; 127.0.0.1:0 picks a free port, logged)`)
+	f.BoolVar(&profiling, "pprof", false, "serve Go runtime profiles under /debug/pprof/ on --http-addr (default false)")
 	sec.Register(f)
 	cli.EnvHelp(f, envPrefix)
 	return cmd

@@ -243,6 +243,7 @@ func New(cfg Config, hooks Hooks) (*Runtime, error) {
 		c.Consumer.Offsets.Initial = sarama.OffsetOldest
 		c.Consumer.Offsets.AutoCommit.Enable = false // the runtime commits
 		c.Consumer.MaxWaitTime = 50 * time.Millisecond
+		c.Consumer.Fetch.Default = 256 << 10
 		c.Consumer.Return.Errors = true
 		c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 		c.Consumer.Group.Session.Timeout = cfg.SessionTimeout

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -61,7 +62,10 @@ type Config struct {
 	// event-time lag compares the watermark with the current wall clock there.
 	// Default America/New_York.
 	EventTimeZone *time.Location
-	Logger        *slog.Logger
+	// Profiling serves Go's runtime profiles under /debug/pprof/ (net/http/pprof).
+	// Off by default: a profile costs CPU and shows internals.
+	Profiling bool
+	Logger    *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -159,6 +163,13 @@ func (s *Server) init() {
 	mux.HandleFunc("GET /api/v1/windows/open", s.handleOpenWindows)
 	mux.HandleFunc("GET /api/v1/results", s.handleResults)
 	mux.HandleFunc("GET /api/v1/status", s.handleStatus)
+	if s.cfg.Profiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	s.handler = mux
 }
 
