@@ -43,12 +43,46 @@ func BenchmarkPipelineBacklog(b *testing.B) {
 	if _, err := synth.WriteFile(context.Background(), file, cfg); err != nil {
 		b.Fatal(err)
 	}
+	// BENCH_GUARANTEE=at_least_once measures the same without transactions.
+	mode, err := eos.ParseMode(envString("BENCH_GUARANTEE", string(eos.ExactlyOnce)))
+	if err != nil {
+		b.Fatal(err)
+	}
 	for i := 0; i < b.N; i++ {
-		runBacklog(b, file, rows)
+		runBacklog(b, file, rows, mode)
 	}
 }
 
-func runBacklog(b *testing.B, file string, rows int) {
+// BenchmarkExactlyOnceVsAtLeastOnce runs the backlog benchmark in both modes,
+// alternating, BENCH_ROUNDS times (default 2) on the same broker, and reports the
+// exactly-once throughput as a share of the at-least-once one per round. The first
+// round also warms the broker's JVM up (a fresh broker is slower for its first
+// seconds, and more so on the transaction paths).
+//
+//	BENCH_ROWS=1000000 go test -run '^$' -bench BenchmarkExactlyOnceVsAtLeastOnce -benchtime 1x ./integration/
+func BenchmarkExactlyOnceVsAtLeastOnce(b *testing.B) {
+	rows := envInt("BENCH_ROWS", 1_000_000)
+	rounds := envInt("BENCH_ROUNDS", 2)
+	file := filepath.Join(b.TempDir(), "bench.parquet")
+	cfg := synth.DefaultConfig(int64(rows))
+	cfg.OutlierRate = 0
+	if _, err := synth.WriteFile(context.Background(), file, cfg); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		var last float64
+		for r := 1; r <= rounds; r++ {
+			alos := runBacklog(b, file, rows, eos.AtLeastOnce)
+			exactly := runBacklog(b, file, rows, eos.ExactlyOnce)
+			last = exactly / alos
+			b.Logf("round %d: at_least_once %.0f rides/s, exactly_once %.0f rides/s: %.0f %%", r, alos, exactly, 100*last)
+		}
+		b.ReportMetric(100*last, "eos-%-of-alos")
+	}
+}
+
+// runBacklog processes one backlog (or live feed) and returns rides/s.
+func runBacklog(b *testing.B, file string, rows int, mode eos.Mode) float64 {
 	topics := pipelineInputs(b, 3)
 	// BENCH_RATE=rides/s streams the rides while the processor runs (a live feed:
 	// the close delay without a backlog) instead of feeding them all first.
@@ -98,11 +132,6 @@ func runBacklog(b *testing.B, file string, rows int) {
 		}()
 	}
 	closes := newCloseClock(3)
-	// BENCH_GUARANTEE=at_least_once measures the same without transactions.
-	mode, err := eos.ParseMode(envString("BENCH_GUARANTEE", string(eos.ExactlyOnce)))
-	if err != nil {
-		b.Fatal(err)
-	}
 	h := startPipelineApp(b, topics, mode, "bench", topics.Rides+"-app", func(o *pipeline.Options) {
 		o.WatermarkPassed = closes.passed
 	})
@@ -180,8 +209,9 @@ func runBacklog(b *testing.B, file string, rows int) {
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "rides/s")
 	b.ReportMetric(float64(records)/float64(n), "changelog-records/ride")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "go-mem-peak-MiB")
-	b.Logf("%d rides in %s: %.0f rides/s; changelog %s: %d records incl. transaction markers (%.5f per ride)",
-		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), changelog, records, float64(records)/float64(n))
+	b.Logf("%s: %d rides in %s: %.0f rides/s; changelog %s: %d records incl. transaction markers (%.5f per ride)",
+		mode, n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), changelog, records, float64(records)/float64(n))
+	return float64(n) / elapsed.Seconds()
 }
 
 // topicRecords counts the offsets of a topic (records incl. transaction markers).

@@ -144,6 +144,12 @@ func (c *Config) applyDefaults() error {
 	if c.Dir == "" {
 		return errors.New("kafkalocal: Config.Dir is required")
 	}
+	// The nodes run in their own directories: a relative path would not resolve there.
+	abs, err := filepath.Abs(c.Dir)
+	if err != nil {
+		return fmt.Errorf("kafkalocal: Config.Dir %s: %w", c.Dir, err)
+	}
+	c.Dir = abs
 	if c.Nodes == 0 {
 		c.Nodes = 1
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -278,5 +280,20 @@ func TestClusterIDNeverLooksLikeAnOption(t *testing.T) {
 		if id[0] == '-' || len(id) != 22 {
 			t.Fatalf("cluster id %q", id)
 		}
+	}
+}
+
+// TestRelativeDirIsMadeAbsolute: `make kafka-start` passes --dir .kafka-local; the
+// nodes run in their own directories, where a relative path does not resolve (the
+// broker died with NoSuchFileException: .kafka-local/node-1/server.properties).
+func TestRelativeDirIsMadeAbsolute(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cfg := Config{Dir: ".kafka-local"}
+	if err := cfg.applyDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	if want := filepath.Join(wd, ".kafka-local"); cfg.Dir != want {
+		t.Errorf("Dir = %q, want %q", cfg.Dir, want)
 	}
 }
