@@ -190,6 +190,7 @@ type Runtime struct {
 	txnOpen          bool
 	consumerBase     func(clientID string) *sarama.Config
 	clients          clientSet // built for goka; closed when Run ends
+	deferred         deferTracker
 }
 
 // New creates the runtime and its producer (in ExactlyOnce mode this registers the
@@ -307,7 +308,7 @@ func (r *Runtime) Wrap(cb goka.ProcessCallback) goka.ProcessCallback {
 		r.mu.Lock()
 		r.started[tp] = ctx.Offset() + 1
 		r.mu.Unlock()
-		cb(ctx, msg)
+		cb(deferredContext{gokaContext: ctx, d: &r.deferred}, msg)
 	}
 }
 
@@ -411,6 +412,10 @@ loop:
 	}
 	return runErr
 }
+
+// deferTimeout bounds how long a commit waits for deferred messages: well inside the
+// transaction timeout, after which the broker would abort the transaction anyway.
+func (r *Runtime) deferTimeout() time.Duration { return r.cfg.TransactionTimeout / 2 }
 
 // Discard releases a runtime that will not Run (e.g. building its processor
 // failed): it aborts the open transaction and closes the producer and the clients
@@ -616,6 +621,10 @@ func (r *Runtime) prepareCommit() (*pendingCommit, error) {
 	r.mu.Unlock()
 	if s == nil {
 		return nil, nil
+	}
+	// Deferred messages (deferred.go) finish before their offsets are taken.
+	if err := r.deferred.wait(r.deferTimeout()); err != nil {
+		return nil, r.fail(err)
 	}
 	var meta map[TopicPartition]string
 	if r.hooks.Flush != nil {
