@@ -50,6 +50,8 @@ func newCommand(log *slog.Logger) *cobra.Command {
 		Short: "Write a synthetic NYC green-taxi trip Parquet file",
 		Long: "taxi-gen writes N synthetic green-taxi trips with the schema of TLC's 2025 files.\n" +
 			"The same flags give a byte-identical file.",
+		Example: `  taxi-gen --rows 2000000 --out /tmp/trips.parquet
+  taxi-gen --rows 500000 --order tlc --month 2025-01 --out /tmp/tlc-like.parquet   # file order like TLC's`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true, // main logs the error

@@ -178,6 +178,11 @@ Every input is checked (footer, schema; in file order every row) before anything
 
 --resume continues an interrupted or killed replay with the same inputs and flags: each partition's
 last record tells where it ends, and only what is missing is sent (no gap, no duplicate).`,
+		Example: `  taxi-replay --brokers localhost:9092 ../shared/data/green_tripdata_2024-01.parquet
+  taxi-replay --speedup 3600 'data/green_tripdata_2025-*.parquet'
+  taxi-replay --order file --rate 5000 hdfs://namenode:8020/tlc/green/
+  taxi-replay --resume data/                  # continue after an interruption
+  TAXI_REPLAY_BROKERS=k1:9093 TAXI_REPLAY_SECURITY_PROTOCOL=SASL_SSL taxi-replay ...`,
 		Args:          cobra.ArbitraryArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -292,6 +297,8 @@ func newZonesCommand() *cobra.Command {
 topic: key = LocationID, value = {"LocationID":..,"Borough":..,"Zone":..,"service_zone":..}.
 With more than one partition each key goes to the partition goka's lookup reads it from.
 A bad header, a duplicate or an out-of-range LocationID stops the load before anything is written.`,
+		Example: `  taxi-replay zones --file ../shared/data/taxi_zone_lookup.csv
+  taxi-replay zones --file https://d37ci6vzurychx.cloudfront.net/misc/taxi_zone_lookup.csv --brokers k1:9092`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
