@@ -7,20 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/lovoo/goka"
 
 	"github.com/taxi-stream/taxi-stream/integration/childproc"
-	"github.com/taxi-stream/taxi-stream/integration/kafkatest"
 	"github.com/taxi-stream/taxi-stream/producer/synth"
 	"github.com/taxi-stream/taxi-stream/topology"
 )
@@ -191,7 +186,7 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 			}
 		}
 	}()
-	progress := watchProgress(t, tcfg.IngestGroup(), topics.Rides)
+	progress := watchGroup(t, string(tcfg.IngestGroup()), topics.Rides)
 	defer progress.stop()
 
 	// Stream the rides while killing processes. The producer runs until it has sent
@@ -351,113 +346,4 @@ func brokerFailure(t testing.TB) time.Duration {
 	d := time.Since(start)
 	t.Logf("broker %d back after %s", id, d.Round(100*time.Millisecond))
 	return d
-}
-
-// progressWatcher samples a group's committed offsets and the topic's end offsets.
-type progressWatcher struct {
-	mu    sync.Mutex
-	snaps []progressSnap
-	quit  chan struct{}
-	done  chan struct{}
-}
-
-type progressSnap struct {
-	at        time.Time
-	committed map[int32]int64
-	end       map[int32]int64
-}
-
-func watchProgress(t testing.TB, group goka.Group, topic string) *progressWatcher {
-	t.Helper()
-	client, err := sarama.NewClient(kafka.Brokers(t), kafkatest.SaramaConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &progressWatcher{quit: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		defer admin.Close()
-		for {
-			select {
-			case <-w.quit:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			parts, err := client.Partitions(topic)
-			if err != nil {
-				continue
-			}
-			resp, err := admin.ListConsumerGroupOffsets(string(group), map[string][]int32{topic: parts})
-			if err != nil {
-				continue
-			}
-			s := progressSnap{at: time.Now(), committed: map[int32]int64{}, end: map[int32]int64{}}
-			ok := true
-			for _, p := range parts {
-				if b := resp.GetBlock(topic, p); b != nil && b.Err == sarama.ErrNoError {
-					s.committed[p] = b.Offset
-				}
-				end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-				if err != nil {
-					ok = false
-					break
-				}
-				s.end[p] = end
-			}
-			if ok {
-				w.mu.Lock()
-				w.snaps = append(w.snaps, s)
-				w.mu.Unlock()
-			}
-		}
-	}()
-	return w
-}
-
-func (w *progressWatcher) stop() {
-	select {
-	case <-w.quit:
-	default:
-		close(w.quit)
-	}
-	<-w.done
-}
-
-// recoveries returns, sorted, for each kill the time until every partition that had
-// input waiting at the kill has committed progress again.
-func (w *progressWatcher) recoveries(kills []time.Time) []time.Duration {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []time.Duration
-	for _, k := range kills {
-		i := sort.Search(len(w.snaps), func(i int) bool { return w.snaps[i].at.After(k) })
-		if i == 0 || i == len(w.snaps) {
-			continue
-		}
-		base := w.snaps[i-1]
-		for ; i < len(w.snaps); i++ {
-			s, all, waiting := w.snaps[i], true, false
-			for p, c := range base.committed {
-				if base.end[p] > c+1 { // +1: a transaction marker is not input
-					waiting = true
-					if s.committed[p] <= c {
-						all = false
-					}
-				}
-			}
-			if !waiting {
-				break
-			}
-			if all {
-				out = append(out, s.at.Sub(k))
-				break
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
 }

@@ -8,13 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-
-	"github.com/taxi-stream/taxi-stream/integration/kafkatest"
 	"github.com/taxi-stream/taxi-stream/producer/synth"
 	"github.com/taxi-stream/taxi-stream/topology"
 )
@@ -94,7 +90,7 @@ type failoverRun struct {
 // failoverReport holds the measured durations of one run.
 type failoverReport struct {
 	detection, handover, failover, rejoin []time.Duration
-	fenced                                []int // survivors' log lines aborting the victim's transactions (cumulative)
+	fenced                                []int // per kill: survivors' log lines aborting the victim's transactions
 }
 
 func (r *failoverReport) String() string {
@@ -105,7 +101,7 @@ func (r *failoverReport) String() string {
 		s := slices.Sorted(slices.Values(ds))
 		return fmt.Sprintf("p50 %s max %s", percentile(s, 0.5).Round(10*time.Millisecond), s[len(s)-1].Round(10*time.Millisecond))
 	}
-	return fmt.Sprintf("%d kills: failover %s (detection %s, handover %s); rejoin %s; departed transactions aborted by survivors (cumulative per kill) %v",
+	return fmt.Sprintf("%d kills: failover %s (detection %s, handover %s); rejoin %s; victim's open transactions aborted by survivors, per kill: %v",
 		len(r.failover), f(r.failover), f(r.detection), f(r.handover), f(r.rejoin), r.fenced)
 }
 
@@ -180,6 +176,7 @@ func runFailover(t *testing.T, run failoverRun) *failoverReport {
 		if len(owned) == 0 {
 			t.Fatalf("kill %d: %s owns no windows partition", k+1, victim.name)
 		}
+		fencedBefore := fencedBy(t, procs, victim)
 		killedAt := time.Now()
 		victim.kill()
 		dead := time.Now() // kill returns once the process has exited: no commit after this
@@ -192,20 +189,15 @@ func runFailover(t *testing.T, run failoverRun) *failoverReport {
 		if !ok {
 			t.Fatalf("kill %d: partitions %v of %s were not processed again within 60s", k+1, owned, victim.name)
 		}
-		// Whether a survivor aborted the victim's open transactions (it has one
-		// only if it was killed between a send and the commit).
-		fenced := 0
-		for _, p := range procs {
-			if p != victim {
-				fenced += countFenced(t, p.log.Name(), victim.name)
-			}
-		}
+		// Whether survivors aborted the victim's open transactions (it has one only
+		// if it died between a send and the commit).
+		fenced := fencedBy(t, procs, victim) - fencedBefore
 		report.fenced = append(report.fenced, fenced)
 		report.detection = append(report.detection, detected.Sub(killedAt))
 		report.handover = append(report.handover, resumed.Sub(detected))
 		report.failover = append(report.failover, resumed.Sub(killedAt))
-		t.Logf("kill %d: %s (partitions %v): detected after %s, processing again %s later",
-			k+1, victim.name, owned, detected.Sub(killedAt).Round(10*time.Millisecond), resumed.Sub(detected).Round(10*time.Millisecond))
+		t.Logf("kill %d: %s (partitions %v): detected after %s, processing again %s later; its open transactions aborted by survivors: %d",
+			k+1, victim.name, owned, detected.Sub(killedAt).Round(10*time.Millisecond), resumed.Sub(detected).Round(10*time.Millisecond), fenced)
 
 		restartedAt := time.Now()
 		victim.start(t, stream)
@@ -255,6 +247,17 @@ func runFailover(t *testing.T, run failoverRun) *failoverReport {
 	return report
 }
 
+// fencedBy counts the survivors' log lines aborting victim's transactions so far.
+func fencedBy(t testing.TB, procs []*instance, victim *instance) int {
+	n := 0
+	for _, p := range procs {
+		if p != victim {
+			n += countFenced(t, p.log.Name(), victim.name)
+		}
+	}
+	return n
+}
+
 // countFenced counts the lines of a processor's log in which it aborted open
 // transactions of the instance named victim.
 func countFenced(t testing.TB, logFile, victim string) int {
@@ -270,182 +273,4 @@ func countFenced(t testing.TB, logFile, victim string) int {
 		}
 	}
 	return n
-}
-
-// groupWatcher samples a consumer group every 50 ms: its members with their
-// assigned partitions of topic, the committed offsets and the topic's end offsets.
-type groupWatcher struct {
-	mu    sync.Mutex
-	snaps []groupSnap
-	quit  chan struct{}
-	done  chan struct{}
-}
-
-type groupSnap struct {
-	at        time.Time
-	members   map[string][]int32 // instance (client id suffix) -> partitions
-	committed map[int32]int64
-	end       map[int32]int64
-}
-
-func watchGroup(t testing.TB, group, topic string) *groupWatcher {
-	t.Helper()
-	client, err := sarama.NewClient(kafka.Brokers(t), kafkatest.SaramaConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &groupWatcher{quit: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		defer admin.Close()
-		for {
-			select {
-			case <-w.quit:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			if s, ok := sampleGroup(client, admin, group, topic); ok {
-				w.mu.Lock()
-				w.snaps = append(w.snaps, s)
-				w.mu.Unlock()
-			}
-		}
-	}()
-	return w
-}
-
-func sampleGroup(client sarama.Client, admin sarama.ClusterAdmin, group, topic string) (groupSnap, bool) {
-	s := groupSnap{at: time.Now(), members: map[string][]int32{}, committed: map[int32]int64{}, end: map[int32]int64{}}
-	descs, err := admin.DescribeConsumerGroups([]string{group})
-	if err != nil || len(descs) != 1 {
-		return s, false
-	}
-	for _, m := range descs[0].Members {
-		// goka's client id is taxi-stream-windows-<instance id>.
-		name := m.ClientId[strings.LastIndex(m.ClientId, "-")+1:]
-		s.members[name] = nil
-		if a, err := m.GetMemberAssignment(); err == nil && a != nil {
-			s.members[name] = a.Topics[topic]
-		}
-	}
-	parts, err := client.Partitions(topic)
-	if err != nil {
-		return s, false
-	}
-	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
-	if err != nil {
-		return s, false
-	}
-	for _, p := range parts {
-		if b := resp.GetBlock(topic, p); b != nil && b.Err == sarama.ErrNoError {
-			s.committed[p] = b.Offset
-		}
-		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return s, false
-		}
-		s.end[p] = end
-	}
-	return s, true
-}
-
-func (w *groupWatcher) stop() {
-	select {
-	case <-w.quit:
-	default:
-		close(w.quit)
-	}
-	<-w.done
-}
-
-// wait polls the samples taken after the first one at or after since (the base)
-// until cond holds for one.
-func (w *groupWatcher) wait(since time.Time, timeout time.Duration, cond func(base, s groupSnap) bool) (time.Time, bool) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		w.mu.Lock()
-		i := slices.IndexFunc(w.snaps, func(s groupSnap) bool { return !s.at.Before(since) })
-		if i >= 0 {
-			base := w.snaps[i] // the state at since
-			for _, s := range w.snaps[i+1:] {
-				if cond(base, s) {
-					w.mu.Unlock()
-					return s.at, true
-				}
-			}
-		}
-		w.mu.Unlock()
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Time{}, false
-}
-
-// waitMembers waits for a sample after since with n members that all hold partitions.
-func (w *groupWatcher) waitMembers(n int, since time.Time, timeout time.Duration) (time.Time, bool) {
-	return w.wait(since, timeout, func(_, s groupSnap) bool {
-		if len(s.members) != n {
-			return false
-		}
-		for _, parts := range s.members {
-			if len(parts) == 0 {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// waitGone waits for the first sample after since without the member.
-func (w *groupWatcher) waitGone(name string, since time.Time, timeout time.Duration) (time.Time, bool) {
-	return w.wait(since, timeout, func(_, s groupSnap) bool { _, in := s.members[name]; return !in })
-}
-
-// waitProgress waits until each of the partitions has committed beyond its offset
-// at since (the rides keep streaming, so every partition gets input).
-func (w *groupWatcher) waitProgress(parts []int32, since time.Time, timeout time.Duration) (time.Time, bool) {
-	return w.wait(since, timeout, func(base, s groupSnap) bool {
-		for _, p := range parts {
-			if s.committed[p] <= base.committed[p] {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// ownedAt returns the partitions the member holds in the sample taken at.
-func (w *groupWatcher) ownedAt(name string, at time.Time) []int32 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, s := range w.snaps {
-		if s.at.Equal(at) {
-			return slices.Clone(s.members[name])
-		}
-	}
-	return nil
-}
-
-// last describes the latest sample's members, for failure messages.
-func (w *groupWatcher) last() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.snaps) == 0 {
-		return "none"
-	}
-	s := w.snaps[len(w.snaps)-1]
-	return fmt.Sprintf("members %v committed %v end %v", s.members, s.committed, s.end)
-}
-
-// owned returns the partitions the member holds in the latest sample.
-func (w *groupWatcher) owned(name string) []int32 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.snaps) == 0 {
-		return nil
-	}
-	return slices.Clone(w.snaps[len(w.snaps)-1].members[name])
 }
