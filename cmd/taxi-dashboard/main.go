@@ -45,18 +45,8 @@ func newCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cli.BindEnv(cmd.Flags(), envPrefix); err != nil {
-				return err
-			}
-			log, err := cli.NewLogger(os.Stderr, logFormat, logLevel)
+			log, bl, err := cli.Setup(cmd.Flags(), envPrefix, &logFormat, &logLevel, &brokers, &sec)
 			if err != nil {
-				return err
-			}
-			bl, err := cli.Brokers(brokers)
-			if err != nil {
-				return err
-			}
-			if err := sec.Validate(); err != nil {
 				return err
 			}
 			var urls []string

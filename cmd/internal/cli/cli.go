@@ -48,6 +48,27 @@ func EnvHelp(flags *pflag.FlagSet, prefix string) {
 	})
 }
 
+// Setup is the common start of a program's run: it fills the flags not given from
+// the environment (prefix), then builds the logger and checks the broker list and
+// the security settings. The pointers are read after the environment is bound.
+func Setup(flags *pflag.FlagSet, prefix string, logFormat, logLevel, brokers *string, sec *Security) (*slog.Logger, []string, error) {
+	if err := BindEnv(flags, prefix); err != nil {
+		return nil, nil, err
+	}
+	log, err := NewLogger(os.Stderr, *logFormat, *logLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	list, err := Brokers(*brokers)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := sec.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return log, list, nil
+}
+
 // NewLogger returns a slog logger writing text or JSON at the given level.
 func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level

@@ -59,3 +59,28 @@ func TestNewLoggerRejectsUnknownFormat(t *testing.T) {
 		t.Fatal("accepted level loud")
 	}
 }
+
+// TestSetupReadsTheEnvironmentFirst: the logger, brokers and security settings are
+// checked with the values the environment gave.
+func TestSetupReadsTheEnvironmentFirst(t *testing.T) {
+	newFlags := func() (*pflag.FlagSet, *string, *string, *string, *Security) {
+		f := pflag.NewFlagSet("x", pflag.ContinueOnError)
+		format := f.String("log-format", "text", "")
+		level := f.String("log-level", "info", "")
+		brokers := f.String("brokers", "localhost:9092", "")
+		sec := &Security{}
+		sec.Register(f)
+		return f, format, level, brokers, sec
+	}
+	t.Setenv("TEST_SETUP_BROKERS", "a:1,b:2")
+	f, format, level, brokers, sec := newFlags()
+	_, list, err := Setup(f, "TEST_SETUP", format, level, brokers, sec)
+	if err != nil || strings.Join(list, ",") != "a:1,b:2" {
+		t.Errorf("Setup = %v, %v; want the brokers from the environment", list, err)
+	}
+	t.Setenv("TEST_SETUP_LOG_FORMAT", "xml")
+	f, format, level, brokers, sec = newFlags()
+	if _, _, err := Setup(f, "TEST_SETUP", format, level, brokers, sec); err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Errorf("Setup with TEST_SETUP_LOG_FORMAT=xml: %v, want a --log-format error", err)
+	}
+}
