@@ -484,7 +484,7 @@ func TestFileOrderConservationAndLateness(t *testing.T) {
 // sortedRecords renders a topic's records as sorted "key\tvalue" lines.
 func sortedRecords(t testing.TB, topic string, want int) []string {
 	var lines []string
-	for _, m := range readAll(t, topic, want, 2*time.Minute) {
+	for _, m := range readAll(t, topic, want, 5*time.Minute) {
 		lines = append(lines, string(m.Key)+"\t"+string(m.Value))
 	}
 	sort.Strings(lines)

@@ -111,11 +111,12 @@ func (c Config) WindowsGroup() goka.Group { return goka.Group(c.App + "-windows"
 
 // IngestGraph declares the ingest stage. The repartition topic is written by the
 // stage's commit hook (not through ctx.Emit), so it appears as an Output edge for
-// the description only.
+// the description only. The zone table is not a goka Lookup edge: the pipeline owns
+// that view, so that it outlives every callback (see processors/pipeline/zones.go);
+// Describe lists it.
 func IngestGraph(c Config, process goka.ProcessCallback) *goka.GroupGraph {
 	return goka.DefineGroup(c.IngestGroup(),
 		goka.Input(goka.Stream(c.Topics.Rides), new(codec.Bytes), process),
-		goka.Lookup(goka.Table(c.Topics.Zones), new(codec.Bytes)),
 		goka.Output(goka.Stream(c.Topics.Late), new(codec.Bytes)),
 		goka.Output(goka.Stream(c.Topics.Dead), new(codec.Bytes)),
 		goka.Output(goka.Stream(c.Topics.Windows), new(codec.Bytes)),
@@ -142,8 +143,8 @@ func Describe(c Config) string {
 		for _, e := range g.InputStreams() {
 			fmt.Fprintf(&b, "  input   %s\n", e.Topic())
 		}
-		for _, e := range g.LookupTables() {
-			fmt.Fprintf(&b, "  lookup  %s\n", e.Topic())
+		if g.Group() == c.IngestGroup() {
+			fmt.Fprintf(&b, "  lookup  %s (a view of every partition, owned by the pipeline)\n", c.Topics.Zones)
 		}
 		if t := g.GroupTable(); t != nil {
 			fmt.Fprintf(&b, "  table   %s (LevelDB + compacted changelog)\n", t.Topic())

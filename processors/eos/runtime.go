@@ -383,6 +383,9 @@ loop:
 		}
 		lastCommit = time.Now()
 	}
+	// Whatever ended the loop (a stop, a failed commit, goka failing by itself),
+	// callbacks stop before goka's context ends and it tears the processor down.
+	r.stopCallbacks()
 	cancel()
 	if procDone != nil {
 		if err := <-procDone; runErr == nil {

@@ -37,8 +37,10 @@ const UnknownBorough = "Unknown"
 
 // Config configures the stage.
 type Config struct {
-	RidesTopic   string
-	ZonesTable   goka.Table
+	RidesTopic string
+	// Zones is the zone table (keyed by LocationID, raw zone records). It must
+	// outlive every callback of the stage: the pipeline owns a goka view for it.
+	Zones        ZoneTable
 	LateTopic    goka.Stream
 	DeadTopic    goka.Stream
 	WindowsTopic string
@@ -55,6 +57,18 @@ type Config struct {
 	// measurements; keep it cheap.
 	WatermarkPassed func(partition int32, watermarkMs int64)
 }
+
+// ZoneTable returns the raw zone record of a LocationID (nil when there is none).
+type ZoneTable interface {
+	Get(locationID string) ([]byte, error)
+}
+
+// StaticZones is a fixed zone table (LocationID -> raw zone record), for tests and
+// tools that have no zones topic.
+type StaticZones map[string][]byte
+
+// Get implements ZoneTable.
+func (z StaticZones) Get(locationID string) ([]byte, error) { return z[locationID], nil }
 
 // Counters are the stage's running totals over all partitions this instance ran.
 type Counters struct {
@@ -98,6 +112,9 @@ func New(cfg Config, committer interface{ RequestCommit() }) (*Stage, error) {
 	}
 	if err := cfg.Watermark.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Zones == nil {
+		return nil, errors.New("ingest: no zone table")
 	}
 	if cfg.WindowsPartitions <= 0 {
 		return nil, fmt.Errorf("ingest: windows partitions must be > 0, not %d", cfg.WindowsPartitions)
@@ -175,12 +192,17 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 	s.maybeRequestCommit(ctx, st)
 }
 
-// borough joins a pickup zone to its borough through the zones lookup table (a goka
-// view of every partition, updated live). The table is read as raw bytes and
+// borough joins a pickup zone to its borough through the zone table (a goka view of
+// every partition, updated live). The table is read as raw bytes and
 // decoded here, so that a malformed zone record makes its rides count as Unknown
 // (and is logged once) instead of stopping the processor.
 func (s *Stage) borough(ctx goka.Context, id int32) string {
-	raw, _ := ctx.Lookup(s.cfg.ZonesTable, zoneKey(id)).([]byte)
+	raw, err := s.cfg.Zones.Get(zoneKey(id))
+	if err != nil {
+		// A storage error of the table: fail the callback (the stage restarts from
+		// its last commit) rather than count the ride under the wrong borough.
+		ctx.Fail(fmt.Errorf("ingest: zone lookup of %d: %w", id, err))
+	}
 	if len(raw) == 0 {
 		return UnknownBorough
 	}

@@ -110,6 +110,7 @@ type Pipeline struct {
 	// Observability (stats.go): the stages' goka processors, totals of replaced
 	// stages, and each stage's restart record.
 	ingestProc, windowsProc *goka.Processor
+	zones                   *zoneTable       // the ingest stage's zone lookup, owned by Run
 	topo                    *topology.Config // p.cfg once Run has set it (read under mu)
 	carried                 Stats
 	health                  [2]stageHealth
@@ -180,6 +181,33 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		"window", cfg.Window.Size.String(), "slide", cfg.Window.Slide.String(), "delay", cfg.Watermark.Delay.String())
 
 	defer context.AfterFunc(ctx, func() { p.stopping.Store(true) })()
+	zones, err := p.startZones(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	p.zones = zones
+	// A zones view that ends by itself (it reconnects after broker faults, so only
+	// an unrecoverable error ends it) stops the pipeline: the ingest stage cannot
+	// join without it.
+	stagesCtx, stopStages := context.WithCancelCause(ctx)
+	defer stopStages(nil)
+	viewFailed := make(chan error, 1)
+	go func() {
+		select {
+		case err := <-zones.done:
+			zones.done <- err // for zones.stop
+			if err == nil {
+				err = errors.New("stopped")
+			}
+			err = fmt.Errorf("zones view of %s: %w", cfg.Topics.Zones, err)
+			viewFailed <- err
+			stopStages(err)
+		case <-stagesCtx.Done():
+		}
+	}()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	var started sync.WaitGroup
@@ -189,7 +217,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			var once sync.Once
-			errs <- p.supervise(ctx, &p.health[i], func(ctx context.Context) error {
+			errs <- p.supervise(stagesCtx, &p.health[i], func(ctx context.Context) error {
 				return stage(ctx, func() { once.Do(started.Done) })
 			})
 		}()
@@ -197,6 +225,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	go func() { started.Wait(); p.once.Do(func() { close(p.ready) }) }()
 	wg.Wait()
 	close(errs)
+	// Every ingest processor has returned: no callback can read the zones any more.
+	stopStages(nil)
+	if err := zones.stop(); err != nil && ctx.Err() == nil {
+		p.opts.Logger.Warn("stopping the zones view", "err", err)
+	}
+	select {
+	case err := <-viewFailed:
+		return err
+	default:
+	}
 	for err := range errs {
 		if err != nil {
 			return err
@@ -287,7 +325,7 @@ func (p *Pipeline) runIngest(ctx context.Context, started func()) error {
 	c := &committer{}
 	stage, err := ingest.New(ingest.Config{
 		RidesTopic:        p.cfg.Topics.Rides,
-		ZonesTable:        goka.Table(p.cfg.Topics.Zones),
+		Zones:             p.zones,
 		LateTopic:         goka.Stream(p.cfg.Topics.Late),
 		DeadTopic:         goka.Stream(p.cfg.Topics.Dead),
 		WindowsTopic:      p.cfg.Topics.Windows,

@@ -15,7 +15,7 @@ import (
 
 func newStages(t *testing.T) (*ingest.Stage, *windows.Stage) {
 	t.Helper()
-	in, err := ingest.New(ingest.Config{WindowsPartitions: 1, Window: window.Tumbling(time.Hour), Watermark: watermark.DefaultConfig()}, nil)
+	in, err := ingest.New(ingest.Config{Zones: ingest.StaticZones{}, WindowsPartitions: 1, Window: window.Tumbling(time.Hour), Watermark: watermark.DefaultConfig()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
