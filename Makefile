@@ -13,15 +13,27 @@ KAFKA_DIR ?= .kafka-local
 demo:
 	$(GO) run ./cmd/taxi-demo $(DEMO_ARGS)
 
-.PHONY: failover chaos-cluster test browser web-vendor vet unit fuzz demo chaos kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
+
+.PHONY: check-files test-loaded failover chaos-cluster test browser web-vendor vet unit fuzz demo chaos kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
 
 ## test: every test: vet, unit and integration tests (real Kafka broker from Maven Central) with -race, brief fuzzing
-test: browser vet
+test: check-files browser vet
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@$(MAKE) --no-print-directory fuzz
 
 vet:
 	$(GO) vet ./...
+
+## check-files: no tracked file is a binary or over 1 MiB (build outputs belong in .gitignore)
+check-files:
+	@bash .ci/check-files
+
+## test-loaded: the whole of `make test` with the CPU oversubscribed (LOAD_PER_CORE busy threads per core):
+## no test may assume an idle machine
+LOAD_PER_CORE ?= 2
+test-loaded:
+	@mkdir -p bin && $(GO) build -o bin/cpuload ./tools/cpuload
+	bin/cpuload -per-core $(LOAD_PER_CORE) -- $(MAKE) --no-print-directory test
 
 ## browser: Debian packages the tests drive: chromium (the dashboard's browser test) and an MIT
 ## Kerberos KDC (the GSSAPI security test), installed with apt-get when missing

@@ -34,6 +34,10 @@ const (
 	HeaderInputTopic     = "ts-input-topic"
 	HeaderInputPartition = "ts-input-partition"
 	HeaderInputOffset    = "ts-input-offset"
+	// HeaderApp names the processor app (taxi-stream --app) that wrote a record: on
+	// the partials of its repartition topic (its windows stage refuses another app's)
+	// and on its results, late and dead-letter records (shared topics by default).
+	HeaderApp = "ts-app"
 )
 
 // Marker is a watermark marker's value.

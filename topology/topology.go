@@ -20,18 +20,33 @@ import (
 type Topics struct {
 	Rides   string // input rides and watermark markers (written by the replay producer)
 	Zones   string // zone lookup, compacted, keyed by LocationID
-	Windows string // repartition topic: ingest partials -> windows stage
+	Windows string // repartition topic: ingest partials -> windows stage (default <app>-windows-repartition)
 	Results string // final results, compacted, key "<window start>/<borough>"
 	Late    string // rides that arrived after their window closed
 	Dead    string // messages that are not valid rides, with the reason
 }
 
-// DefaultTopics are the topic names used when none are configured.
+// DefaultApp is the application id when none is configured.
+const DefaultApp = "taxi-stream"
+
+// DefaultTopics are the shared topic names used when none are configured. The
+// internal topics (Windows, and the windows stage's changelog) are not shared: they
+// are named from the app (RepartitionTopic, ChangelogTopic), as Kafka Streams names
+// them from application.id, so that two apps on one cluster never read each
+// other's partial sums.
 func DefaultTopics() Topics {
 	return Topics{
-		Rides: "taxi-rides", Zones: "taxi-zones", Windows: "taxi-stream-windows",
+		Rides: "taxi-rides", Zones: "taxi-zones",
 		Results: "taxi-results", Late: "taxi-late", Dead: "taxi-dead",
 	}
+}
+
+// RepartitionTopic is the default repartition topic of an app.
+func RepartitionTopic(app string) string { return app + "-windows-repartition" }
+
+// ChangelogTopic is the windows stage's state changelog of an app (goka's group table).
+func ChangelogTopic(app string) string {
+	return string(goka.GroupTable(Config{App: app}.WindowsGroup()))
 }
 
 // Config is the dataflow's shape.
@@ -56,11 +71,20 @@ type Config struct {
 
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
-	if c.Topics == (Topics{}) {
-		c.Topics = DefaultTopics()
-	}
 	if c.App == "" {
-		c.App = "taxi-stream"
+		c.App = DefaultApp
+	}
+	def := DefaultTopics()
+	for _, t := range []struct {
+		v   *string
+		def string
+	}{
+		{&c.Topics.Rides, def.Rides}, {&c.Topics.Zones, def.Zones}, {&c.Topics.Results, def.Results},
+		{&c.Topics.Late, def.Late}, {&c.Topics.Dead, def.Dead}, {&c.Topics.Windows, RepartitionTopic(c.App)},
+	} {
+		if *t.v == "" {
+			*t.v = t.def
+		}
 	}
 	if c.Window == (window.Spec{}) {
 		c.Window = window.Tumbling(time.Hour)

@@ -23,7 +23,7 @@ import (
 type demoConfig struct {
 	brokers, dataDir, file, format, logLevel string
 	dashboardAddr, apiAddr                   string
-	hold                                     bool
+	hold, keepTopics                         bool
 	synthetic, partitions                    int
 	speedup                                  float64
 }
@@ -94,12 +94,26 @@ func run(ctx context.Context, cfg demoConfig) error {
 		say("generated %d trips into %s", cfg.synthetic, input)
 	}
 
-	// Fresh topic names per run, so a real cluster's earlier runs do not mix in.
+	// Fresh topic names per run, so a real cluster's earlier runs do not mix in; the
+	// app's internal topics are named from the app (topology.RepartitionTopic,
+	// ChangelogTopic). On a real cluster every topic of the run is deleted at the end.
 	run := time.Now().UTC().Format("20060102-150405")
+	app := "taxi-demo-" + run
 	topics := topology.DefaultTopics()
 	if cfg.brokers != "" {
-		for _, t := range []*string{&topics.Rides, &topics.Zones, &topics.Windows, &topics.Results, &topics.Late, &topics.Dead} {
+		for _, t := range []*string{&topics.Rides, &topics.Zones, &topics.Results, &topics.Late, &topics.Dead} {
 			*t = "demo-" + run + "-" + *t
+		}
+		if !cfg.keepTopics {
+			created := []string{topics.Rides, topics.Zones, topics.Results, topics.Late, topics.Dead,
+				topology.RepartitionTopic(app), topology.ChangelogTopic(app)}
+			defer func() {
+				if err := deleteTopics(brokers, created); err != nil {
+					say("could not delete every topic of this run: %v", err)
+				} else {
+					say("deleted this run's topics (%s); --keep-topics keeps them", strings.Join(created, ", "))
+				}
+			}()
 		}
 	}
 	say("topics: rides %s, results %s, late %s, dead %s", topics.Rides, topics.Results, topics.Late, topics.Dead)
@@ -124,7 +138,7 @@ func run(ctx context.Context, cfg demoConfig) error {
 
 	// 4. The processor, in this process.
 	start := time.Now()
-	topo := topology.Config{Topics: topics, App: "taxi-demo-" + run}
+	topo := topology.Config{Topics: topics, App: app}
 	p, err := pipeline.New(pipeline.Options{
 		Brokers: brokers, Topology: topo,
 		Guarantee: eos.ExactlyOnce, InstanceID: "demo", StateDir: filepath.Join(tmp, "state"), Logger: log,

@@ -49,6 +49,7 @@ func main() {
 	f.StringVar(&cfg.logLevel, "log-level", "warn", "log level of the components")
 	f.StringVar(&cfg.dashboardAddr, "dashboard-addr", "127.0.0.1:8090", "address of the live dashboard (a taken port falls back to a free one); empty: no dashboard")
 	f.StringVar(&cfg.apiAddr, "http-addr", "127.0.0.1:0", "address of the processor's HTTP server (query API, /metrics) that the dashboard polls")
+	f.BoolVar(&cfg.keepTopics, "keep-topics", false, "with --brokers: keep the run's topics (demo-<run>-*, taxi-demo-<run>-*) instead of deleting them at the end")
 	f.BoolVar(&cfg.hold, "hold", false, "keep the processor and the dashboard running after the replay has finished, until Ctrl-C")
 	cli.EnvHelp(f, "TAXI_DEMO")
 	if err := cmd.Execute(); err != nil {

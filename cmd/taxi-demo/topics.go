@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/IBM/sarama"
@@ -23,4 +24,20 @@ func createEmptyTopic(brokers []string, name string) error {
 		return fmt.Errorf("create topic %s: %w", name, err)
 	}
 	return nil
+}
+
+// deleteTopics deletes the named topics; a topic that does not exist is no error.
+func deleteTopics(brokers []string, names []string) error {
+	admin, err := sarama.NewClusterAdmin(brokers, eos.DefaultSaramaConfig())
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	var errs []error
+	for _, n := range names {
+		if err := admin.DeleteTopic(n); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			errs = append(errs, fmt.Errorf("delete topic %s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
 }

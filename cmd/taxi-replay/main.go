@@ -30,6 +30,7 @@ import (
 	"github.com/taxi-stream/taxi-stream/producer/replay"
 	"github.com/taxi-stream/taxi-stream/producer/replay/kafkaio"
 	"github.com/taxi-stream/taxi-stream/producer/zones"
+	"github.com/taxi-stream/taxi-stream/topology"
 )
 
 const (
@@ -354,9 +355,10 @@ func newCleanupCommand() *cobra.Command {
 		{"results", "taxi-results", "results topic"},
 		{"late", "taxi-late", "late rides topic"},
 		{"dead", "taxi-dead", "dead-letter topic"},
-		{"windows", "taxi-stream-windows", "repartition topic of the windows stage"},
-		{"windows-table", "taxi-stream-windows-table", "changelog of the windows stage (goka group table)"},
+		{"windows", "", "repartition topic of the windows stage (default <app>-windows-repartition)"},
+		{"windows-table", "", "changelog of the windows stage (default <app>-windows-table, goka's group table)"},
 	}
+	var app string
 	cmd := &cobra.Command{
 		Use:           "cleanup --yes",
 		Short:         "Delete the project's topics (rides, zones, results, late, dead, repartition, changelog)",
@@ -366,7 +368,16 @@ func newCleanupCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var list []string
 			for _, n := range names {
-				if v := *topics[n.flag]; v != "" {
+				v := *topics[n.flag]
+				if !cmd.Flags().Changed(n.flag) {
+					switch n.flag { // the processor app's internal topics
+					case "windows":
+						v = topology.RepartitionTopic(app)
+					case "windows-table":
+						v = topology.ChangelogTopic(app)
+					}
+				}
+				if v != "" {
 					list = append(list, v)
 				}
 			}
@@ -399,6 +410,7 @@ func newCleanupCommand() *cobra.Command {
 	cc.register(cmd)
 	f := cmd.Flags()
 	f.BoolVar(&yes, "yes", false, "really delete the topics (default false: list them and exit with status 2)")
+	f.StringVar(&app, "app", topology.DefaultApp, "the processor app (taxi-stream --app) whose internal topics to delete")
 	for _, n := range names {
 		topics[n.flag] = f.String(n.flag, n.def, n.what+` to delete ("" keeps it)`)
 	}

@@ -24,13 +24,13 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 type collector struct {
 	s *Server
 
-	ridesIn, counted, late, dead, markers              *prometheus.Desc
-	partials, windowsClosed, ridesClosed, ridesDropped *prometheus.Desc
-	commits, aborts, fenced, commitSeconds, commitMax  *prometheus.Desc
-	restarts, stageUp, ready, viewRecovered            *prometheus.Desc
-	watermark, eventTimeLag, consumerLag               *prometheus.Desc
-	stateBytes, stateCells, restoreRemaining           *prometheus.Desc
-	stateRecovered, recentResults, scrapeErrors        *prometheus.Desc
+	ridesIn, counted, late, dead, markers                       *prometheus.Desc
+	partials, windowsClosed, ridesClosed, ridesDropped, foreign *prometheus.Desc
+	commits, aborts, fenced, commitSeconds, commitMax           *prometheus.Desc
+	restarts, stageUp, ready, viewRecovered                     *prometheus.Desc
+	watermark, eventTimeLag, consumerLag                        *prometheus.Desc
+	stateBytes, stateCells, restoreRemaining                    *prometheus.Desc
+	stateRecovered, recentResults, scrapeErrors                 *prometheus.Desc
 }
 
 func newCollector(s *Server) *collector {
@@ -45,6 +45,7 @@ func newCollector(s *Server) *collector {
 		windowsClosed: desc("windows_closed_total", "Final (window, borough) results written to the results topic: one per closed window and borough."),
 		ridesClosed:   desc("rides_closed_total", "Rides covered by the final results written."),
 		ridesDropped:  desc("rides_dropped_total", "Rides in partials for already closed windows (must stay 0)."),
+		foreign:       desc("partials_foreign_total", "Partials on this app's repartition topic written by another app, refused (must stay 0: give each app its own --windows-topic)."),
 		commits:       desc("commits_total", "Commits (transactions under exactly-once) per stage.", "stage"),
 		aborts:        desc("transactions_aborted_total", "Aborted transactions per stage (a failed commit; the stage resumes from the last commit).", "stage"),
 		fenced:        desc("departed_transactions_fenced_total", "Open transactions of departed instances this instance aborted when it took over (instead of waiting for their timeout), per stage.", "stage"),
@@ -110,6 +111,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, c.windowsClosed, st.Windows.ResultsEmitted)
 	counter(ch, c.ridesClosed, st.Windows.RidesEmitted)
 	counter(ch, c.ridesDropped, st.Windows.DroppedRides)
+	counter(ch, c.foreign, st.Windows.ForeignPartials)
 	for _, sc := range []struct {
 		stage string
 		c     pipeline.CommitCounts

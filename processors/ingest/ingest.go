@@ -38,6 +38,10 @@ const UnknownBorough = "Unknown"
 // Config configures the stage.
 type Config struct {
 	RidesTopic string
+	// App is the processor app (taxi-stream --app): every partial carries it
+	// (codecs.HeaderApp), so that the windows stage can refuse another app's, and so
+	// do the late and dead-letter records. "" writes no header.
+	App string
 	// Zones is the zone table (keyed by LocationID, raw zone records). It must
 	// outlive every callback of the stage: the pipeline owns a goka view for it.
 	Zones        ZoneTable
@@ -89,7 +93,8 @@ type Stage struct {
 	mu    sync.Mutex // guards parts; each partition's state is used by one goroutine at a time
 	parts map[int32]*partitionState
 
-	zoneCache sync.Map // raw zone record -> borough
+	zoneCache      sync.Map // raw zone record -> borough
+	partialHeaders []sarama.RecordHeader
 }
 
 type partitionState struct {
@@ -122,11 +127,16 @@ func New(cfg Config, committer interface{ RequestCommit() }) (*Stage, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	var partialHeaders []sarama.RecordHeader
+	if cfg.App != "" {
+		partialHeaders = []sarama.RecordHeader{{Key: []byte(codecs.HeaderApp), Value: []byte(cfg.App)}}
+	}
 	return &Stage{
-		cfg:        cfg,
-		committer:  committer,
-		windowKeys: PartitionKeys(cfg.WindowsPartitions),
-		parts:      map[int32]*partitionState{},
+		partialHeaders: partialHeaders,
+		cfg:            cfg,
+		committer:      committer,
+		windowKeys:     PartitionKeys(cfg.WindowsPartitions),
+		parts:          map[int32]*partitionState{},
 	}, nil
 }
 
@@ -166,7 +176,7 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 	first := s.cfg.Window.Earliest(facts.EventMs)
 	if wm, ok := st.tracker.Watermark(); ok && first.EndMs <= wm {
 		s.Counters.Late.Add(1)
-		ctx.Emit(s.cfg.LateTopic, ctx.Key(), raw, goka.WithCtxEmitHeaders(inputHeaders(ctx, goka.Headers{
+		ctx.Emit(s.cfg.LateTopic, ctx.Key(), raw, goka.WithCtxEmitHeaders(s.inputHeaders(ctx, goka.Headers{
 			codecs.HeaderLateWatermark: []byte(strconv.FormatInt(wm, 10)),
 			codecs.HeaderLateWindowEnd: []byte(strconv.FormatInt(first.EndMs, 10)),
 		})))
@@ -237,12 +247,15 @@ func zoneKey(id int32) string {
 
 func (s *Stage) dead(ctx goka.Context, raw []byte, reason string) {
 	s.Counters.Dead.Add(1)
-	ctx.Emit(s.cfg.DeadTopic, ctx.Key(), raw, goka.WithCtxEmitHeaders(inputHeaders(ctx, goka.Headers{
+	ctx.Emit(s.cfg.DeadTopic, ctx.Key(), raw, goka.WithCtxEmitHeaders(s.inputHeaders(ctx, goka.Headers{
 		codecs.HeaderDeadReason: []byte(reason),
 	})))
 }
 
-func inputHeaders(ctx goka.Context, h goka.Headers) goka.Headers {
+func (s *Stage) inputHeaders(ctx goka.Context, h goka.Headers) goka.Headers {
+	if s.cfg.App != "" {
+		h[codecs.HeaderApp] = []byte(s.cfg.App)
+	}
 	h[codecs.HeaderInputTopic] = []byte(ctx.Topic())
 	h[codecs.HeaderInputPartition] = []byte(strconv.Itoa(int(ctx.Partition())))
 	h[codecs.HeaderInputOffset] = []byte(strconv.FormatInt(ctx.Offset(), 10))
@@ -350,9 +363,10 @@ func (s *Stage) flush(send func(*sarama.ProducerMessage)) (map[eos.TopicPartitio
 				return nil, fmt.Errorf("encode partial of partition %d: %w", p, err)
 			}
 			send(&sarama.ProducerMessage{
-				Topic: s.cfg.WindowsTopic,
-				Key:   sarama.StringEncoder(s.windowKeys[q]),
-				Value: sarama.ByteEncoder(value),
+				Topic:   s.cfg.WindowsTopic,
+				Key:     sarama.StringEncoder(s.windowKeys[q]),
+				Value:   sarama.ByteEncoder(value),
+				Headers: s.partialHeaders,
 			})
 		}
 		st.sentWM, st.sentHasWM = wm, hasWM

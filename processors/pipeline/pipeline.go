@@ -325,6 +325,7 @@ func (p *Pipeline) runIngest(ctx context.Context, started func()) error {
 	c := &committer{}
 	stage, err := ingest.New(ingest.Config{
 		RidesTopic:        p.cfg.Topics.Rides,
+		App:               p.cfg.App,
 		Zones:             p.zones,
 		LateTopic:         goka.Stream(p.cfg.Topics.Late),
 		DeadTopic:         goka.Stream(p.cfg.Topics.Dead),
@@ -379,6 +380,7 @@ func (p *Pipeline) runWindows(ctx context.Context, started func()) error {
 	stage, err := windows.New(windows.Config{
 		ResultsTopic:     goka.Stream(p.cfg.Topics.Results),
 		IngestPartitions: p.cfg.IngestPartitions,
+		App:              p.cfg.App,
 		Logger:           p.opts.Logger.With("stage", "windows"),
 	}, c)
 	if err != nil {

@@ -26,7 +26,7 @@ type IngestCounts struct {
 
 // WindowsCounts are the windows stage's counters (windows.Counters).
 type WindowsCounts struct {
-	Partials, ResultsEmitted, RidesEmitted, DroppedRides int64
+	Partials, ResultsEmitted, RidesEmitted, DroppedRides, ForeignPartials int64
 }
 
 // CommitCounts describe one stage's commits (eos.Runtime).
@@ -81,6 +81,7 @@ func addWindows(c *WindowsCounts, st *windows.Stage) {
 	c.ResultsEmitted += st.Counters.ResultsEmitted.Load()
 	c.RidesEmitted += st.Counters.RidesEmitted.Load()
 	c.DroppedRides += st.Counters.DroppedRides.Load()
+	c.ForeignPartials += st.Counters.Foreign.Load()
 }
 
 func addCommits(c *CommitCounts, rt *eos.Runtime) {

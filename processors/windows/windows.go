@@ -15,6 +15,7 @@ import (
 
 	"github.com/lovoo/goka"
 
+	"github.com/taxi-stream/taxi-stream/codecs"
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
 )
 
@@ -24,7 +25,11 @@ type Config struct {
 	// IngestPartitions is the partition count of the rides topic: a window closes
 	// only when every one of them has passed its end.
 	IngestPartitions int
-	Logger           *slog.Logger
+	// App is the processor app (taxi-stream --app). When set, a partial whose
+	// codecs.HeaderApp names another app (or none) is refused: counted, logged once
+	// per app, and not applied. Its results carry the header too.
+	App    string
+	Logger *slog.Logger
 }
 
 // Counters are the stage's running totals.
@@ -33,6 +38,7 @@ type Counters struct {
 	ResultsEmitted atomic.Int64 // (window, borough) results written
 	RidesEmitted   atomic.Int64 // rides covered by the results written
 	DroppedRides   atomic.Int64 // rides in partials for already closed windows (must stay 0)
+	Foreign        atomic.Int64 // partials written by another app, refused (must stay 0)
 }
 
 // Stage is the windows stage of one instance.
@@ -41,8 +47,11 @@ type Stage struct {
 	committer interface{ RequestCommit() }
 	Counters  Counters
 
-	mu    sync.Mutex
-	cache map[int32]*cached // decoded state per partition
+	mu      sync.Mutex
+	cache   map[int32]*cached // decoded state per partition
+	foreign map[string]bool   // apps whose partials were refused (logged once each)
+
+	resultHeaders goka.Headers
 }
 
 type cached struct {
@@ -58,11 +67,44 @@ func New(cfg Config, committer interface{ RequestCommit() }) (*Stage, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Stage{cfg: cfg, committer: committer, cache: map[int32]*cached{}}, nil
+	s := &Stage{cfg: cfg, committer: committer, cache: map[int32]*cached{}, foreign: map[string]bool{}}
+	if cfg.App != "" {
+		s.resultHeaders = goka.Headers{codecs.HeaderApp: []byte(cfg.App)}
+	}
+	return s, nil
+}
+
+// refuse reports whether the message was written by another app's ingest stage;
+// such a partial is counted and logged, never applied.
+func (s *Stage) refuse(ctx goka.Context) bool {
+	if s.cfg.App == "" {
+		return false
+	}
+	writer := string(ctx.Headers()[codecs.HeaderApp])
+	if writer == s.cfg.App {
+		return false
+	}
+	s.Counters.Foreign.Add(1)
+	s.mu.Lock()
+	seen := s.foreign[writer]
+	s.foreign[writer] = true
+	s.mu.Unlock()
+	if !seen {
+		name := writer
+		if name == "" {
+			name = "(no " + codecs.HeaderApp + " header)"
+		}
+		s.cfg.Logger.Error("refusing partial sums written by another app on this app's repartition topic; give each app its own --windows-topic (the default, <app>-windows-repartition, is)",
+			"this_app", s.cfg.App, "writer_app", name, "topic", ctx.Topic(), "partition", ctx.Partition(), "offset", ctx.Offset())
+	}
+	return true
 }
 
 // Process is the goka callback for the repartition topic.
 func (s *Stage) Process(ctx goka.Context, msg any) {
+	if s.refuse(ctx) {
+		return
+	}
 	raw, _ := msg.([]byte)
 	var partial aggregate.Partial
 	if err := partial.UnmarshalBinary(raw); err != nil {
@@ -84,7 +126,7 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 	if min, ok := st.MinWatermark(s.cfg.IngestPartitions); ok {
 		results := st.Close(min)
 		for _, r := range results {
-			ctx.Emit(s.cfg.ResultsTopic, r.Key(), r.AppendJSON(nil))
+			ctx.Emit(s.cfg.ResultsTopic, r.Key(), r.AppendJSON(nil), goka.WithCtxEmitHeaders(s.resultHeaders))
 			s.Counters.ResultsEmitted.Add(1)
 			s.Counters.RidesEmitted.Add(r.Sums.Count)
 		}

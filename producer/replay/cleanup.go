@@ -9,13 +9,6 @@ import (
 	"github.com/taxi-stream/taxi-stream/producer/replay/kafkaio"
 )
 
-// ProjectTopics are the default names of every topic of the project: rides, zones, results,
-// late, dead, the windows stage's repartition topic and its changelog (goka's group table).
-var ProjectTopics = []string{
-	"taxi-rides", "taxi-zones", "taxi-results", "taxi-late", "taxi-dead",
-	"taxi-stream-windows", "taxi-stream-windows-table",
-}
-
 // CleanupResult is the outcome for one topic.
 type CleanupResult struct {
 	Topic   string
