@@ -66,7 +66,7 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
 	done
 
-## kafka-start: a local single-node Kafka in $(KAFKA_DIR) (prints KAFKA_BROKERS=...)
+## kafka-start: a local single-node Kafka in $(KAFKA_DIR); prints `export KAFKA_BROKERS=...`: eval "$$(make -s kafka-start)"
 kafka-start:
 	$(GO) run ./cmd/kafka-local start --dir $(KAFKA_DIR)
 

@@ -27,7 +27,7 @@ func ProcessorTopics(c Config) []TopicSpec {
 		"min.cleanable.dirty.ratio": "0.1",
 	}
 	return []TopicSpec{
-		// Partials are consumed within seconds; a day of retention covers any outage
+		// Partials are consumed within seconds; a week of retention covers any outage
 		// the operators will tolerate without a replay.
 		{Name: c.Topics.Windows, Partitions: int32(c.WindowsPartitions), Configs: map[string]string{"retention.ms": strconv.Itoa(7 * 24 * 3600 * 1000)}},
 		{Name: string(goka.GroupTable(c.WindowsGroup())), Partitions: int32(c.WindowsPartitions), Configs: compact},

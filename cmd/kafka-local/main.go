@@ -58,7 +58,8 @@ func newRootCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("KAFKA_BROKERS=%s\n", strings.Join(c.Brokers(), ","))
+			// A shell line: eval "$(kafka-local start)" exports it for the programs.
+			fmt.Printf("export KAFKA_BROKERS=%s\n", strings.Join(c.Brokers(), ","))
 			return nil
 		},
 	}

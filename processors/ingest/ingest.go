@@ -76,7 +76,7 @@ func (z StaticZones) Get(locationID string) ([]byte, error) { return z[locationI
 
 // Counters are the stage's running totals over all partitions this instance ran.
 type Counters struct {
-	In      atomic.Int64 // ride messages read (markers excluded)
+	In      atomic.Int64 // ride messages read, and malformed markers (they are dead-lettered); valid markers excluded
 	OnTime  atomic.Int64 // rides added to a window
 	Late    atomic.Int64 // rides sent to the late topic
 	Dead    atomic.Int64 // messages sent to the dead-letter topic
@@ -159,6 +159,9 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 	if string(ctx.Headers()[codecs.HeaderKind]) == codecs.KindWatermark {
 		m, err := codecs.DecodeMarker(raw)
 		if err != nil {
+			// It ends on the dead-letter topic: counted as input, so that
+			// in = counted + late + dead holds exactly.
+			s.Counters.In.Add(1)
 			s.dead(ctx, raw, "bad watermark marker: "+err.Error())
 			return
 		}
@@ -212,6 +215,7 @@ func (s *Stage) borough(ctx goka.Context, id int32) string {
 		// A storage error of the table: fail the callback (the stage restarts from
 		// its last commit) rather than count the ride under the wrong borough.
 		ctx.Fail(fmt.Errorf("ingest: zone lookup of %d: %w", id, err))
+		return UnknownBorough // not reached: Fail panics out of the callback
 	}
 	if len(raw) == 0 {
 		return UnknownBorough

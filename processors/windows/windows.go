@@ -148,15 +148,17 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 }
 
 // load returns the partition's state; the decoded copy is reused while the stored
-// bytes are the ones it was made from.
+// bytes are the ones it was made from. A reused copy leaves the cache (its maps are
+// about to change): Process puts it back only once the new state is stored, so a
+// callback that fails half-way cannot leave changed sums behind the old bytes.
 func (s *Stage) load(ctx goka.Context) (*aggregate.State, error) {
 	stored, _ := ctx.Value().([]byte)
 	s.mu.Lock()
 	c := s.cache[ctx.Partition()]
+	delete(s.cache, ctx.Partition())
 	s.mu.Unlock()
 	if c != nil && bytes.Equal(c.encoded, stored) {
-		st := c.state
-		return &st, nil
+		return &c.state, nil
 	}
 	st := new(aggregate.State)
 	if len(stored) > 0 {
