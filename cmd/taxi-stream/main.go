@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,7 @@ func newCommand() *cobra.Command {
 	var (
 		brokers, guarantee, logFormat, logLevel, instance, stateDir string
 		windowSize, slide, delay, commitInterval, sessionTimeout    time.Duration
+		topicWait                                                   time.Duration
 		dynamicMembership, hotStandby                               bool
 		quantile                                                    float64
 		sample, windowsPartitions                                   int
@@ -94,8 +96,8 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 				Brokers: bl, Topology: cfg, Guarantee: mode, CommitInterval: commitInterval,
 				InstanceID: instance, StateDir: stateDir, Replication: replication, Logger: log,
 				SessionTimeout: sessionTimeout, DynamicMembership: dynamicMembership,
-				HotStandby: hotStandby,
-				Sarama:     sec.Sarama(eos.DefaultSaramaConfig),
+				HotStandby: hotStandby, TopicWait: cmp.Or(topicWait, -1), // --topic-wait 0: no limit
+				Sarama: sec.Sarama(eos.DefaultSaramaConfig),
 			})
 			if err != nil {
 				return err
@@ -134,6 +136,7 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 	f.BoolVar(&hotStandby, "hot-standby", false, "keep a read_committed copy of every windows state partition this instance does not own, so that a failed instance's partitions resume after restoring only the last changelog records (goka WithHotStandby; Kafka Streams num.standby.replicas); default false")
 	f.StringVar(&instance, "instance-id", "taxi-stream-"+host, "this instance's stable name (transactional ids); keep it across restarts")
 	f.StringVar(&stateDir, "state-dir", "", "local state (LevelDB) directory (default $TMPDIR/taxi-stream-state/<instance-id>; Kafka Streams state.dir)")
+	f.DurationVar(&topicWait, "topic-wait", 2*time.Minute, "how long to wait at start for the rides and zones topics to exist before failing with their names (Kafka Streams' MissingSourceTopicException); 0 waits as long as it takes (docker compose start order)")
 	f.IntVar(&windowsPartitions, "windows-partitions", 0, "partitions of the repartition topic and windows stage (default: as many as the rides topic)")
 	f.Int16Var(&replication, "replication", -1, "replication factor of the topics the processor creates (-1: the broker's default)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")

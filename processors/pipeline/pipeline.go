@@ -53,7 +53,9 @@ type Options struct {
 	// when an owner fails, its partitions move to instances that need to restore
 	// only the last few changelog records.
 	HotStandby bool
-	// TopicWait bounds how long to wait for the rides topic to exist. Default 2 minutes.
+	// TopicWait bounds how long to wait for the rides and zones topics to exist;
+	// then Run fails naming the missing topic. Negative: wait as long as it takes.
+	// Default (0) 2 minutes.
 	TopicWait time.Duration
 	// Sarama returns a base client config (version, TLS/SASL). Default eos.DefaultSaramaConfig.
 	Sarama func() *sarama.Config
@@ -82,7 +84,7 @@ func (o *Options) validate() error {
 	if o.Replication == 0 {
 		o.Replication = -1
 	}
-	if o.TopicWait <= 0 {
+	if o.TopicWait == 0 {
 		o.TopicWait = 2 * time.Minute
 	}
 	if o.Sarama == nil {
@@ -244,19 +246,24 @@ func (p *Pipeline) Run(ctx context.Context) error {
 }
 
 func (p *Pipeline) waitForTopic(ctx context.Context, admin sarama.ClusterAdmin, topic string) (int, error) {
-	deadline := time.Now().Add(p.opts.TopicWait)
-	logged := false
+	start := time.Now()
+	var lastLog time.Time
 	for {
 		n, err := topology.Partitions(admin, topic)
 		if err == nil {
 			return n, nil
 		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("the input topic %s does not exist (waited %s); create it with the replay producer (taxi-replay): %w", topic, p.opts.TopicWait, err)
+		waited := time.Since(start)
+		if p.opts.TopicWait > 0 && waited >= p.opts.TopicWait {
+			return 0, fmt.Errorf("the input topic %s does not exist (waited %s; --topic-wait): create it with the replay producer (taxi-replay): %w", topic, p.opts.TopicWait, err)
 		}
-		if !logged {
-			p.opts.Logger.Info("waiting for the input topic", "topic", topic)
-			logged = true
+		if time.Since(lastLog) >= 10*time.Second {
+			limit := "until it exists"
+			if p.opts.TopicWait > 0 {
+				limit = (p.opts.TopicWait - waited).Round(time.Second).String() + " more"
+			}
+			p.opts.Logger.Warn("waiting for the input topic", "topic", topic, "waited", waited.Round(time.Second), "waiting", limit)
+			lastLog = time.Now()
 		}
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,36 @@
+package integration
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taxi-stream/taxi-stream/integration/kafkatest"
+)
+
+// TestMissingInputTopicFailsNamingIt: taxi-stream started before its rides topic
+// exists waits --topic-wait, then exits 1 with a message that names the topic
+// (Kafka Streams: MissingSourceTopicException); it does not wait forever.
+func TestMissingInputTopicFailsNamingIt(t *testing.T) {
+	dir := t.TempDir()
+	if err := buildPrograms(moduleRoot(t), dir, "taxi-stream"); err != nil {
+		t.Fatal(err)
+	}
+	missing := kafkatest.UniqueName(t, "") + "-no-such-rides"
+	start := time.Now()
+	p := startProgram(t, filepath.Join(dir, "taxi-stream"), nil, "--brokers", strings.Join(kafka.Brokers(t), ","),
+		"--rides-topic", missing, "--topic-wait", "3s", "--http-addr", "", "--state-dir", t.TempDir(), "--instance-id", "m1")
+	// The wait is 3 s; the bound only guards against waiting forever on a loaded machine.
+	code := p.wait(2 * time.Minute)
+	out := p.out.String()
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1; output:\n%s", code, tailLines(out, 20))
+	}
+	if !strings.Contains(out, "taxi-stream: ") || !strings.Contains(out, "the input topic "+missing+" does not exist") || !strings.Contains(out, "--topic-wait") {
+		t.Errorf("the error does not name the missing topic and the flag; output:\n%s", tailLines(out, 20))
+	}
+	if took := time.Since(start); took < 3*time.Second {
+		t.Errorf("exited after %s, before --topic-wait 3s", took)
+	}
+}
