@@ -255,7 +255,7 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 	var got map[string][]string
 	for {
 		got = map[string][]string{}
-		for _, m := range readAll(t, topics.Results, len(want), 20*time.Second) {
+		for _, m := range readAll(t, topics.Results, len(want), 3*time.Minute) {
 			got[string(m.Key)] = append(got[string(m.Key)], string(m.Value))
 		}
 		if len(got) >= len(want) || time.Now().After(deadline) {

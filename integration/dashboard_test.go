@@ -252,7 +252,7 @@ func TestDashboardInChromium(t *testing.T) {
 			"--query-url", apiURL, "--http-addr", addr, "--log-level", "debug"}}
 		in.start(t, bin)
 		re := regexp.MustCompile(`taxi-dashboard: open (http://\S+)`)
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := time.Now().Add(time.Minute)
 		for time.Now().Before(deadline) {
 			b, _ := os.ReadFile(logf.Name())
 			if m := re.FindSubmatch(b); m != nil {
@@ -277,35 +277,33 @@ func TestDashboardInChromium(t *testing.T) {
 
 	sent := int64(0)
 	// feed replays one month and waits until the processor has read every ride and
-	// the results topic has been quiet for a while: then everything that month
-	// closes is in the topic.
+	// committed everything that followed from them: then every result that month
+	// closes is in the topic, and the reader has them all when it holds as many
+	// results as the windows stage emitted. Conditions, not quiet periods: on a
+	// loaded machine a commit may take seconds.
 	feed := func(i int) map[string]json.RawMessage {
 		t.Helper()
 		sent += int64(feedRides(t, topics.Rides, 3, files[i], feedOptions{}))
-		deadline := time.Now().Add(90 * time.Second)
-		for {
+		eventually(t, 3*time.Minute, "the processor reads every ride", func() string {
 			in, _ := h.p.Stages()
-			if in != nil && in.Counters.In.Load() >= sent {
-				break
+			if in == nil {
+				return "the ingest stage has not started"
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the processor read %d of %d rides", in.Counters.In.Load(), sent)
+			if n := in.Counters.In.Load(); n < sent {
+				return fmt.Sprintf("read %d of %d rides", n, sent)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		last, since := -1, time.Now()
-		for {
-			snap := truth.snapshot()
-			if len(snap) != last {
-				last, since = len(snap), time.Now()
-			} else if time.Since(since) > 1500*time.Millisecond {
-				return snap
+			return ""
+		})
+		waitSettled(t, h, 3*time.Minute)
+		var snap map[string]json.RawMessage
+		eventually(t, 3*time.Minute, "the reader has every result", func() string {
+			snap = truth.snapshot()
+			if emitted := h.p.Stats().Windows.ResultsEmitted; int64(len(snap)) != emitted {
+				return fmt.Sprintf("the reader has %d results, the windows stage emitted %d", len(snap), emitted)
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("the results topic did not settle")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return ""
+		})
+		return snap
 	}
 
 	fed1 := feed(0)
@@ -490,7 +488,7 @@ func TestDashboardInChromium(t *testing.T) {
 	if len(want) == 0 {
 		t.Fatal("the query API shows no open window after January (the stream has no end marker)")
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for got := pageOpen(); fmt.Sprint(got) != fmt.Sprint(want); got = pageOpen() {
 		if time.Now().After(deadline) {
 			t.Fatalf("provisional points on the page %v, query API %v", got, want)

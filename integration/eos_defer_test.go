@@ -79,7 +79,7 @@ func TestDeferredCommitsUnderExactlyOnce(t *testing.T) {
 	for _, c := range commits {
 		c(nil)
 	}
-	if got := readAll(t, out, 5, 30*time.Second); len(got) != 5 {
+	if got := readAll(t, out, 5, 2*time.Minute); len(got) != 5 {
 		t.Errorf("%d emits visible after the deferred messages were done, want 5", len(got))
 	}
 	deadline := time.Now().Add(30 * time.Second)

@@ -58,7 +58,7 @@ func TestLastVisibleOffsetAfterAbortBySameProducer(t *testing.T) {
 	// returns; until then the transaction is still open for readers).
 	visible := func(want int64) int64 {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(time.Minute)
 		for {
 			off, err := eos.LastVisibleOffset(client, topic, 0)
 			if err != nil {

@@ -228,7 +228,7 @@ func runFailover(t *testing.T, run failoverRun) *failoverReport {
 	deadline := time.Now().Add(2 * time.Minute)
 	for len(got) < len(run.want) && time.Now().Before(deadline) {
 		got = map[string][]string{}
-		for _, m := range readAll(t, topics.Results, len(run.want), 15*time.Second) {
+		for _, m := range readAll(t, topics.Results, len(run.want), 3*time.Minute) {
 			got[string(m.Key)] = append(got[string(m.Key)], string(m.Value))
 		}
 	}

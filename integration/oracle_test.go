@@ -461,7 +461,7 @@ func TestFileOrderConservationAndLateness(t *testing.T) {
 				inResults += v.TripCount
 			}
 			lateRecs := readAll(t, topics.Late, int(late), time.Minute)
-			deadRecs := readAll(t, topics.Dead, int(dead), 10*time.Second)
+			deadRecs := readAll(t, topics.Dead, int(dead), 2*time.Minute)
 			if got := inResults + int64(len(lateRecs)) + int64(len(deadRecs)); got != int64(n) {
 				t.Errorf("conservation: %d in results + %d late + %d dead = %d, want %d rides", inResults, len(lateRecs), len(deadRecs), got, n)
 			}

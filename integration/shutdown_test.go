@@ -104,7 +104,7 @@ func checkShutdownLeavesNoGoroutines(t *testing.T, mode eos.Mode, file string) {
 	defer srv.stop()
 
 	var results resultsBody
-	eventually(t, 60*time.Second, "results readable", func() string {
+	eventually(t, 3*time.Minute, "results readable", func() string {
 		if srv.getJSON(t, "/api/v1/results?limit=10", &results); len(results.Results) == 0 {
 			return "no results yet"
 		}
@@ -113,7 +113,7 @@ func checkShutdownLeavesNoGoroutines(t *testing.T, mode eos.Mode, file string) {
 	// Rides keep arriving until the instance has stopped: it stops with work in flight.
 	live := writeLiveRides(t, topics.Rides, partitions, gen2025Feb)
 	defer live.stop()
-	eventually(t, 30*time.Second, "live rides read", func() string {
+	eventually(t, 3*time.Minute, "live rides read", func() string {
 		if in := p.Stats().Ingest.In; in < int64(backlog)+200 {
 			return fmt.Sprintf("%d rides read, %d in the backlog", in, backlog)
 		}

@@ -334,7 +334,7 @@ func TestSaramaTransactionVisibility(t *testing.T) {
 			t.Fatal(err)
 		}
 		send("committed", 5)
-		if got := uncommittedConsumer.take(t, 5, 10*time.Second); len(got) != 5 {
+		if got := uncommittedConsumer.take(t, 5, time.Minute); len(got) != 5 {
 			t.Fatalf("read_uncommitted saw %d open-transaction records, want 5", len(got))
 		}
 		if got := committedConsumer.take(t, 1, 1500*time.Millisecond); len(got) != 0 {
@@ -343,7 +343,7 @@ func TestSaramaTransactionVisibility(t *testing.T) {
 		if err := producer.CommitTxn(); err != nil {
 			t.Fatal(err)
 		}
-		got := committedConsumer.take(t, 5, 10*time.Second)
+		got := committedConsumer.take(t, 5, time.Minute)
 		if fmt.Sprint(got) != "[committed-0 committed-1 committed-2 committed-3 committed-4]" {
 			t.Fatalf("after commit read_committed got %v", got)
 		}
@@ -363,7 +363,7 @@ func TestSaramaTransactionVisibility(t *testing.T) {
 		if err := producer.CommitTxn(); err != nil {
 			t.Fatal(err)
 		}
-		got = committedConsumer.take(t, 2, 10*time.Second)
+		got = committedConsumer.take(t, 2, time.Minute)
 		if fmt.Sprint(got) != "[after-0 after-1]" {
 			t.Fatalf("after abort+commit read_committed got %v, want only the committed records", got)
 		}
@@ -371,7 +371,7 @@ func TestSaramaTransactionVisibility(t *testing.T) {
 			t.Fatalf("read_committed saw extra records %v", extra)
 		}
 		// The aborted records were written (read_uncommitted sees them).
-		raw := uncommittedConsumer.take(t, 7, 10*time.Second)
+		raw := uncommittedConsumer.take(t, 7, time.Minute)
 		if fmt.Sprint(raw) != "[aborted-0 aborted-1 aborted-2 aborted-3 aborted-4 after-0 after-1]" {
 			t.Fatalf("read_uncommitted got %v", raw)
 		}
