@@ -324,7 +324,7 @@ func (p *Pipeline) runtime(group goka.Group, hooks eos.Hooks) (*eos.Runtime, err
 		GroupInstanceID: groupInstanceID,
 		SessionTimeout:  p.opts.SessionTimeout,
 		Sarama:          p.opts.Sarama,
-		Logger:          p.opts.Logger.With("group", string(group)),
+		Logger:          p.opts.Logger, // eos names the group in every line
 	}, hooks)
 }
 
