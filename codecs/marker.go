@@ -29,6 +29,10 @@ const (
 	// HeaderLateWindowEnd is set on late records: the end of the ride's earliest
 	// window, which had already closed.
 	HeaderLateWindowEnd = "ts-late-window-end"
+	// HeaderLateReason is set on late records: LateWindowClosed, or
+	// LateAfterFinalMarker for a ride that arrived after its partition's final
+	// watermark marker (a producer that appends to a finished topic: docs/design.md).
+	HeaderLateReason = "ts-late-reason"
 	// HeaderInputTopic, HeaderInputPartition and HeaderInputOffset are set on late
 	// and dead-letter records: where the input came from.
 	HeaderInputTopic     = "ts-input-topic"
@@ -38,6 +42,12 @@ const (
 	// the partials of its repartition topic (its windows stage refuses another app's)
 	// and on its results, late and dead-letter records (shared topics by default).
 	HeaderApp = "ts-app"
+)
+
+// Values of HeaderLateReason.
+const (
+	LateWindowClosed     = "window closed"
+	LateAfterFinalMarker = "after the final watermark marker"
 )
 
 // Marker is a watermark marker's value.

@@ -3,6 +3,7 @@ package eos
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,6 +58,25 @@ func (r *Runtime) fenceDeparted(ctx context.Context) ([]string, error) {
 			candidates = append(candidates, tx.TransactionalID)
 		}
 	}
+	if len(candidates) == 0 {
+		return nil, nil
+	}
+	// A transactional id is <group>-<instance>, and a group's name may itself start
+	// with ours plus "-" (app "taxi" has group "taxi-ingest"; app "taxi-ingest" has
+	// "taxi-ingest-ingest", whose ids start with "taxi-ingest-"). An id belongs to the
+	// longest existing group that prefixes it: never fence another group's.
+	all, err := admin.ListConsumerGroups()
+	if err != nil {
+		return nil, fmt.Errorf("list consumer groups: %w", err)
+	}
+	candidates = slices.DeleteFunc(candidates, func(txid string) bool {
+		for g := range all {
+			if len(g) > len(r.cfg.Group) && strings.HasPrefix(txid, g+"-") {
+				return true
+			}
+		}
+		return false
+	})
 	if len(candidates) == 0 {
 		return nil, nil
 	}

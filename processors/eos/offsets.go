@@ -257,11 +257,16 @@ func LastVisibleOffset(client sarama.Client, topic string, partition int32) (int
 	}
 }
 
+// fetcher is the part of *sarama.Broker that lastVisibleIn uses.
+type fetcher interface {
+	Fetch(*sarama.FetchRequest) (*sarama.FetchResponse, error)
+}
+
 // lastVisibleIn reads [from, to) and returns the offset of the last visible record,
 // or -1. It applies the read_committed rules itself (as the Java consumer does):
 // batches of a producer whose transaction is listed as aborted are skipped until
 // that producer's abort marker.
-func lastVisibleIn(broker *sarama.Broker, topic string, partition int32, from, to int64) (int64, error) {
+func lastVisibleIn(broker fetcher, topic string, partition int32, from, to int64) (int64, error) {
 	last := int64(-1)
 	aborting := map[int64]bool{}
 	offset := from

@@ -44,7 +44,7 @@ const (
 // ParseMode accepts exactly_once / exactly-once / eos and at_least_once / at-least-once / alos.
 func ParseMode(s string) (Mode, error) {
 	switch s {
-	case "exactly_once", "exactly-once", "eos":
+	case "exactly_once", "exactly_once_v2", "exactly-once", "eos":
 		return ExactlyOnce, nil
 	case "at_least_once", "at-least-once", "alos":
 		return AtLeastOnce, nil
@@ -188,6 +188,7 @@ type Runtime struct {
 	commitTotalNanos atomic.Int64 // total time from a commit's start to its end
 	maxCommit        atomic.Int64
 	txnOpen          bool
+	failed           error // the first commit failure: the runtime commits nothing after it
 	consumerBase     func(clientID string) *sarama.Config
 	clients          clientSet // built for goka; closed when Run ends
 	deferred         deferTracker
@@ -197,6 +198,12 @@ type Runtime struct {
 // transactional id, fencing any earlier producer with the same id, and begins the
 // first transaction).
 func New(cfg Config, hooks Hooks) (*Runtime, error) {
+	return newRuntime(cfg, hooks, sarama.NewAsyncProducer)
+}
+
+// newRuntime is New with the producer's constructor as a parameter (unit tests pass
+// a fake).
+func newRuntime(cfg Config, hooks Hooks, newAsyncProducer func([]string, *sarama.Config) (sarama.AsyncProducer, error)) (*Runtime, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -221,7 +228,7 @@ func New(cfg Config, hooks Hooks) (*Runtime, error) {
 		pcfg.Producer.Transaction.Retry.Max = 20
 		pcfg.Producer.Transaction.Retry.Backoff = 100 * time.Millisecond
 	}
-	ap, err := sarama.NewAsyncProducer(cfg.Brokers, pcfg)
+	ap, err := newAsyncProducer(cfg.Brokers, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("eos: create producer for group %s: %w", cfg.Group, err)
 	}
@@ -576,6 +583,12 @@ func (r *Runtime) sessionEnding(s sarama.ConsumerGroupSession) error {
 func (r *Runtime) commit() error {
 	r.commitMu.Lock()
 	defer r.commitMu.Unlock()
+	if r.failed != nil {
+		// The generation's last commit (sessionEnding) after a failure: whatever the
+		// failed cycle flushed or took is gone, so nothing may be committed now (in
+		// at-least-once mode that would commit offsets past lost partial sums).
+		return r.failed
+	}
 	start := time.Now()
 	c, err := r.prepareCommit()
 	paused := time.Since(start)
@@ -730,5 +743,6 @@ func (r *Runtime) fail(err error) error {
 		}
 	}
 	r.cfg.Logger.Error("commit failed; the processor stops and resumes from the last commit", "group", r.cfg.Group, "err", err)
-	return fmt.Errorf("eos: group %s: %w", r.cfg.Group, err)
+	r.failed = fmt.Errorf("eos: group %s: %w", r.cfg.Group, err)
+	return r.failed
 }

@@ -179,9 +179,14 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 	first := s.cfg.Window.Earliest(facts.EventMs)
 	if wm, ok := st.tracker.Watermark(); ok && first.EndMs <= wm {
 		s.Counters.Late.Add(1)
+		reason := codecs.LateWindowClosed
+		if wm == watermark.Closed {
+			reason = codecs.LateAfterFinalMarker
+		}
 		ctx.Emit(s.cfg.LateTopic, ctx.Key(), raw, goka.WithCtxEmitHeaders(s.inputHeaders(ctx, goka.Headers{
 			codecs.HeaderLateWatermark: []byte(strconv.FormatInt(wm, 10)),
 			codecs.HeaderLateWindowEnd: []byte(strconv.FormatInt(first.EndMs, 10)),
+			codecs.HeaderLateReason:    []byte(reason),
 		})))
 		st.tracker.ObserveEvent(facts.EventMs)
 		return
