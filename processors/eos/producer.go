@@ -3,6 +3,7 @@ package eos
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 
 	"github.com/IBM/sarama"
@@ -144,7 +145,13 @@ func (p *producer) Emit(topic, key string, value []byte) *goka.Promise {
 // EmitWithHeaders implements goka.Producer.
 func (p *producer) EmitWithHeaders(topic, key string, value []byte, headers goka.Headers) *goka.Promise {
 	promise, finish := goka.NewPromiseWithFinisher()
-	msg := &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Headers: headers.ToSarama()}
+	msg := &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key)}
+	if _, null := headers[HeaderNullKey]; null {
+		msg.Key = nil
+		headers = maps.Clone(headers)
+		delete(headers, HeaderNullKey)
+	}
+	msg.Headers = headers.ToSarama()
 	if value != nil {
 		msg.Value = sarama.ByteEncoder(value)
 	}

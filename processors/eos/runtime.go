@@ -253,6 +253,7 @@ func newRuntime(cfg Config, hooks Hooks, newAsyncProducer func([]string, *sarama
 		c.Consumer.MaxWaitTime = 50 * time.Millisecond
 		c.Consumer.Fetch.Default = 256 << 10
 		c.Consumer.Return.Errors = true
+		c.Consumer.Interceptors = append(c.Consumer.Interceptors, nullKeyMarker{})
 		c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 		c.Consumer.Group.Session.Timeout = cfg.SessionTimeout
 		// Members learn of a rebalance at their next heartbeat: keep it short (the

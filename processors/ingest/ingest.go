@@ -262,6 +262,9 @@ func (s *Stage) dead(ctx goka.Context, raw []byte, reason string) {
 }
 
 func (s *Stage) inputHeaders(ctx goka.Context, h goka.Headers) goka.Headers {
+	if v, ok := ctx.Headers()[eos.HeaderNullKey]; ok {
+		h[eos.HeaderNullKey] = v // the record keeps its null key (eos)
+	}
 	if s.cfg.App != "" {
 		h[codecs.HeaderApp] = []byte(s.cfg.App)
 	}
