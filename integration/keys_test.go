@@ -31,7 +31,7 @@ func TestLateAndDeadKeepTheKeyExactly(t *testing.T) {
 		{Topic: topics.Rides, Key: sarama.StringEncoder(""), Value: sarama.StringEncoder("not json either")},
 		{Topic: topics.Rides, Key: sarama.StringEncoder(codecs.MarkerKey), Value: sarama.ByteEncoder(final),
 			Headers: []sarama.RecordHeader{{Key: []byte(codecs.HeaderKind), Value: []byte(codecs.KindWatermark)}}},
-		{Topic: topics.Rides, Key: nil, Value: sarama.ByteEncoder(ride)},                     // late: after the final marker
+		{Topic: topics.Rides, Key: nil, Value: sarama.ByteEncoder(ride)},                      // late: after the final marker
 		{Topic: topics.Rides, Key: sarama.StringEncoder(""), Value: sarama.ByteEncoder(ride)}, // late too
 	}
 	if err := p.SendMessages(msgs); err != nil {
