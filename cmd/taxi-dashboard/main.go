@@ -3,6 +3,13 @@
 // series per borough, the open windows' running aggregates (provisional) and the
 // pipeline's health from the processors' query API. Updates are pushed to the page
 // (Server-Sent Events); the page reconnects by itself when the server restarts.
+//
+// Brokers that cannot be reached do not stop it: the page, /api/status
+// (results.error, results.broker_unreachable) and the log say "broker unreachable"
+// until a broker answers.
+//
+// Exit status (cli.Main): 0 after a clean stop on SIGTERM/SIGINT, 1 error (e.g. the
+// --http-addr port is taken), 2 bad usage.
 package main
 
 import (
@@ -11,9 +18,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -25,12 +30,7 @@ import (
 
 const envPrefix = "TAXI_DASHBOARD"
 
-func main() {
-	if err := newCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "taxi-dashboard:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(cli.Main("taxi-dashboard", newCommand())) }
 
 func newCommand() *cobra.Command {
 	var (
@@ -42,8 +42,7 @@ func newCommand() *cobra.Command {
 		Short: "Serve a live web page of the hourly borough summaries and the pipeline's health",
 		Example: `  taxi-dashboard --brokers localhost:9092 --query-url http://localhost:8080
   taxi-dashboard --query-url http://stream-1:8080,http://stream-2:8080 --http-addr 127.0.0.1:8090`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, bl, err := cli.Setup(cmd.Flags(), envPrefix, &logFormat, &logLevel, &brokers, &sec)
 			if err != nil {
@@ -60,10 +59,9 @@ func newCommand() *cobra.Command {
 				Sarama: sec.Sarama(eos.DefaultSaramaConfig), Explain: sec.Explain,
 			})
 			if err != nil {
-				return err
+				return cli.Usage(err) // a bad --query-url
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			ctx := cmd.Context() // ends at SIGTERM/SIGINT (cli.Main): a clean stop
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return fmt.Errorf("--http-addr %s: %w", addr, err)
@@ -77,13 +75,13 @@ func newCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&brokers, "brokers", cli.DefaultBrokers(), "Kafka bootstrap servers (default $KAFKA_BROKERS or localhost:9092)")
+	cli.BrokersFlag(f, &brokers)
 	f.StringVar(&topic, "results-topic", topology.DefaultTopics().Results, "the processor's results topic (read from the beginning, read_committed)")
 	f.StringVar(&queryURLs, "query-url", "http://localhost:8080", "comma-separated base URLs of the processor instances' HTTP servers (taxi-stream --http-addr); empty: results only")
 	f.StringVar(&addr, "http-addr", ":8090", "address the dashboard listens on")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	sec.Register(f)
-	cli.EnvHelp(f, envPrefix)
+	cli.UseEnv(cmd, envPrefix)
 	return cmd
 }

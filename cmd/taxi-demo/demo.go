@@ -50,7 +50,7 @@ func run(ctx context.Context, cfg demoConfig) error {
 		return err
 	}
 	if cfg.format != "table" && cfg.format != "json" {
-		return fmt.Errorf("--format %q: want table or json", cfg.format)
+		return cli.Usagef("--format %q: want table or json", cfg.format)
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "taxi-demo: "+format+"\n", args...) }
 
@@ -212,7 +212,7 @@ func run(ctx context.Context, cfg demoConfig) error {
 		select {
 		case <-ctx.Done():
 			print(true)
-			return ctx.Err()
+			return fmt.Errorf("stopped before every ride was accounted for: %w", ctx.Err())
 		case err := <-procDone:
 			return fmt.Errorf("processor stopped: %w", err)
 		case err := <-followDone:

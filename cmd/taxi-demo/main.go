@@ -4,20 +4,24 @@
 // processor with its query API and the live dashboard (the URL is printed), prints
 // each hourly window as it closes, and stops when every ride is accounted for
 // (--hold keeps the dashboard up until Ctrl-C).
+//
+// Exit status (cli.Main): 0 done (with --hold: stopped by Ctrl-C after the replay),
+// 1 error, 2 bad usage, 130 interrupted before every ride was accounted for.
 package main
 
 import (
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
 )
 
-func main() {
+const envPrefix = "TAXI_DEMO"
+
+func main() { os.Exit(cli.Main("taxi-demo", newCommand())) }
+
+func newCommand() *cobra.Command {
 	var cfg demoConfig
 	cmd := &cobra.Command{
 		Use:   "taxi-demo",
@@ -27,15 +31,9 @@ func main() {
   taxi-demo --file green_tripdata_2025-01.parquet --format json
   taxi-demo --synthetic 500000                # generated trips
   taxi-demo --speedup 7200 --hold             # watch it live on the dashboard (two hours per second), stay up until Ctrl-C`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cli.BindEnv(cmd.Flags(), "TAXI_DEMO"); err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return run(ctx, cfg)
+			return run(cmd.Context(), cfg) // the context ends at SIGINT/SIGTERM (cli.Main)
 		},
 	}
 	f := cmd.Flags()
@@ -51,9 +49,6 @@ func main() {
 	f.StringVar(&cfg.apiAddr, "http-addr", "127.0.0.1:0", "address of the processor's HTTP server (query API, /metrics) that the dashboard polls")
 	f.BoolVar(&cfg.keepTopics, "keep-topics", false, "with --brokers: keep the run's topics (demo-<run>-*, taxi-demo-<run>-*) instead of deleting them at the end")
 	f.BoolVar(&cfg.hold, "hold", false, "keep the processor and the dashboard running after the replay has finished, until Ctrl-C")
-	cli.EnvHelp(f, "TAXI_DEMO")
-	if err := cmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "taxi-demo:", err)
-		os.Exit(1)
-	}
+	cli.UseEnv(cmd, envPrefix)
+	return cmd
 }

@@ -1,13 +1,15 @@
 // Command taxi-gen writes a synthetic NYC green-taxi Parquet file (Schema C, see
 // producer/synth) for scale tests, benchmarks and demos.
+//
+// Exit status (cli.Main): 0 done, 1 error, 2 bad usage, 130 interrupted (SIGINT/SIGTERM
+// before the file was complete).
 package main
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,14 +19,8 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	err := newCommand(log).ExecuteContext(ctx)
-	stop()
-	if err != nil {
-		log.Error("taxi-gen failed", "err", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.Main("taxi-gen", newCommand(log)))
 }
 
 // envPrefix is the prefix of taxi-gen's environment variables (--rows -> TAXI_GEN_ROWS).
@@ -52,20 +48,14 @@ func newCommand(log *slog.Logger) *cobra.Command {
 			"The same flags give a byte-identical file.",
 		Example: `  taxi-gen --rows 2000000 --out /tmp/trips.parquet
   taxi-gen --rows 500000 --order tlc --month 2025-01 --out /tmp/tlc-like.parquet   # file order like TLC's`,
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true, // main logs the error
-
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cli.BindEnv(cmd.Flags(), envPrefix); err != nil {
-				return err
-			}
 			if out == "" {
-				return fmt.Errorf("--out is required: the Parquet file to write (or $%s)", cli.EnvName(envPrefix, "out"))
+				return cli.Usagef("--out is required: the Parquet file to write (or $%s)", cli.EnvName(envPrefix, "out"))
 			}
 			m, err := synth.ParseMonth(month)
 			if err != nil {
-				return err
+				return cli.Usagef("--month: %w", err)
 			}
 			cfg := synth.Config{
 				Seed: seed, Rows: rows, Month: m, Months: months, Order: synth.Order(order),
@@ -74,6 +64,9 @@ func newCommand(log *slog.Logger) *cobra.Command {
 			}
 			if !outliers {
 				cfg.OutlierRate = 0
+			}
+			if err := cfg.Validate(); err != nil {
+				return flagError(err)
 			}
 			start := time.Now()
 			st, err := synth.WriteFile(cmd.Context(), out, cfg, synth.WithProgress(1_000_000, func(n int64) {
@@ -101,6 +94,23 @@ func newCommand(log *slog.Logger) *cobra.Command {
 	f.Float64Var(&nullFrac, "null-fraction", def.NullFraction, "share of rows in the null block")
 	f.StringVar(&compression, "compression", string(def.Compression), "zstd, snappy or none")
 	f.IntVar(&rowGroup, "row-group-rows", def.RowGroupRows, "rows per Parquet row group")
-	cli.EnvHelp(f, envPrefix)
+	cli.UseEnv(cmd, envPrefix)
 	return cmd
+}
+
+// configFlags names the flag of each synth.Config setting.
+var configFlags = map[string]string{
+	"Rows": "rows", "Month": "month", "Months": "months", "Order": "order", "NullFraction": "null-fraction",
+	"OutlierRate": "outlier-rate", "Compression": "compression", "RowGroupRows": "row-group-rows",
+}
+
+// flagError turns synth.Config.Validate's error into a usage error naming the flag.
+func flagError(err error) error {
+	var ce *synth.ConfigError
+	if errors.As(err, &ce) {
+		if name, ok := configFlags[ce.Setting]; ok {
+			return cli.Usagef("--%s %v: %s", name, ce.Value, ce.Reason)
+		}
+	}
+	return cli.Usage(err)
 }

@@ -6,21 +6,17 @@
 //	taxi-replay zones --file PATH_OR_URL  load the zone lookup CSV
 //	taxi-replay cleanup --yes             delete the project's topics
 //
-// Exit status: 0 done, 1 error, 2 bad usage, 130 interrupted (SIGINT/SIGTERM: the batches
-// queued so far were sent and acknowledged; rerun with --resume to continue). A second
-// signal quits at once.
+// Exit status (cli.Main): 0 done, 1 error, 2 bad usage, 130 interrupted (SIGINT/SIGTERM:
+// the batches queued so far were sent and acknowledged; rerun with --resume to continue).
+// A second signal quits at once.
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/pprof"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,44 +29,7 @@ import (
 	"github.com/taxi-stream/taxi-stream/topology"
 )
 
-const (
-	exitError       = 1
-	exitUsage       = 2
-	exitInterrupted = 130
-)
-
-func main() {
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		s := <-sigs
-		fmt.Fprintf(os.Stderr, "taxi-replay: %v: sending what is queued, then stopping (again to quit at once)\n", s)
-		cancel()
-		<-sigs
-		os.Exit(exitInterrupted)
-	}()
-	root := newRoot()
-	err := root.ExecuteContext(ctx)
-	cancel()
-	switch {
-	case err == nil:
-		return
-	case errors.Is(err, replay.ErrInterrupted):
-		fmt.Fprintln(os.Stderr, "taxi-replay:", err)
-		os.Exit(exitInterrupted)
-	case errors.As(err, new(usageError)):
-		fmt.Fprintln(os.Stderr, "taxi-replay:", err)
-		os.Exit(exitUsage)
-	default:
-		fmt.Fprintln(os.Stderr, "taxi-replay:", err)
-		os.Exit(exitError)
-	}
-}
-
-type usageError struct{ error }
-
-func (u usageError) Unwrap() error { return u.error }
+func main() { os.Exit(cli.Main("taxi-replay", newRoot())) }
 
 // common are the flags of every subcommand.
 type common struct {
@@ -83,7 +42,7 @@ type common struct {
 
 func (c *common) register(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&c.brokers, "brokers", cli.DefaultBrokers(), "Kafka bootstrap servers, comma separated (default from $KAFKA_BROKERS when set, else localhost:9092)")
+	cli.BrokersFlag(f, &c.brokers)
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	f.DurationVar(&c.timeout, "write-timeout", 30*time.Second, "timeout of one Kafka request, including the acks of all in-sync replicas")
@@ -93,45 +52,28 @@ func (c *common) register(cmd *cobra.Command) {
 // security checks the security flags and returns the kafka-go settings.
 func (c *common) security() (kafkaio.Security, error) {
 	if strings.EqualFold(strings.TrimSpace(c.sec.Mechanism), cli.MechanismGSSAPI) {
-		return kafkaio.Security{}, usageError{cli.ErrGSSAPIUnsupported} // before checking the Kerberos files
+		return kafkaio.Security{}, cli.Usage(cli.ErrGSSAPIUnsupported) // before checking the Kerberos files
 	}
 	if err := c.sec.Validate(); err != nil {
-		return kafkaio.Security{}, usageError{err}
+		return kafkaio.Security{}, err // a usage error
 	}
 	tlsCfg, mech, err := c.sec.KafkaGo()
 	if err != nil {
-		return kafkaio.Security{}, usageError{err}
+		return kafkaio.Security{}, cli.Usage(err)
 	}
 	return kafkaio.Security{TLS: tlsCfg, SASL: mech}, nil
 }
 
-func (c *common) brokerList() ([]string, error) {
-	list, err := cli.Brokers(c.brokers)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return list, nil
-}
+// brokerList and logger check their flags; their errors are usage errors.
+func (c *common) brokerList() ([]string, error) { return cli.Brokers(c.brokers) }
 
 func (c *common) logger() (*slog.Logger, error) {
-	log, err := cli.NewLogger(os.Stderr, c.logFormat, c.logLevel)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return log, nil
+	return cli.NewLogger(os.Stderr, c.logFormat, c.logLevel)
 }
 
 // envPrefix is the prefix of taxi-replay's environment variables (--marker-every ->
 // TAXI_REPLAY_MARKER_EVERY), the same for every subcommand.
 const envPrefix = "TAXI_REPLAY"
-
-// bindEnv fills the flags not given on the command line from the environment.
-func bindEnv(cmd *cobra.Command, _ []string) error {
-	if err := cli.BindEnv(cmd.Flags(), envPrefix); err != nil {
-		return usageError{err}
-	}
-	return nil
-}
 
 func newRoot() *cobra.Command {
 	root, rf := newReplayCommand("taxi-replay [flags] FILES...")
@@ -143,11 +85,7 @@ func newRoot() *cobra.Command {
 	root.CompletionOptions.DisableDefaultCmd = true
 	sub, _ := newReplayCommand("replay [flags] FILES...")
 	root.AddCommand(sub, newZonesCommand(), newCleanupCommand())
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.PersistentPreRunE = bindEnv // runs for the subcommands too
-	for _, c := range append([]*cobra.Command{root}, root.Commands()...) {
-		cli.EnvHelp(c.Flags(), envPrefix)
-	}
+	cli.UseEnv(root, envPrefix) // for the subcommands too
 	return root
 }
 
@@ -184,12 +122,10 @@ last record tells where it ends, and only what is missing is sent (no gap, no du
   taxi-replay --order file --rate 5000 hdfs://namenode:8020/tlc/green/
   taxi-replay --resume data/                  # continue after an interruption
   TAXI_REPLAY_BROKERS=k1:9093 TAXI_REPLAY_SECURITY_PROTOCOL=SASL_SSL taxi-replay ...`,
-		Args:          cobra.ArbitraryArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usageError{errors.New("no input files given (see --help)")}
+				return cli.Usagef("no input files given (see --help)")
 			}
 			cfg, err := rf.config(args)
 			if err != nil {
@@ -211,7 +147,7 @@ last record tells where it ends, and only what is missing is sent (no gap, no du
 	c := &rf.cfg
 	f.StringVar(&c.Topic, "topic", replay.DefaultTopic, "rides topic")
 	f.IntVar(&c.Partitions, "partitions", replay.DefaultPartitions, "partitions when the topic is created (an existing topic keeps its own)")
-	f.IntVar(&c.Replication, "replication", replay.DefaultReplication, "replication factor when the topic is created (-1: the broker's default)")
+	cli.ReplicationFlag(f, &c.Replication, "replication factor when the topic is created: 1..32767, or -1 for the broker's setting")
 	f.StringVar(&rf.order, "order", string(replay.OrderEventTime), `send order: "dropoff" (sorted by event time, the realistic arrival order) or "file" (file after file, row order)`)
 	f.StringVar(&rf.eventTime, "event-time", "dropoff", `event-time column: "dropoff" or "pickup" (sort key and marker watermark)`)
 	f.Float64Var(&c.Rate, "rate", 0, "send at most this many rows per second (0: as fast as possible)")
@@ -221,7 +157,7 @@ last record tells where it ends, and only what is missing is sent (no gap, no du
 	f.BoolVar(&c.Resume, "resume", false, "continue an interrupted replay of the same inputs and flags: send only what the topic does not hold yet (default false: send everything)")
 	f.BoolVar(&rf.verify, "verify", true, "in --order file, read every input completely before the first send, so a corrupt file stops the replay before anything is written")
 	f.StringVar(&c.Compression, "compression", "zstd", "record batch compression: zstd, snappy, lz4, gzip or none")
-	f.IntVar(&c.ZstdLevel, "zstd-level", 1, "zstd level 1..22 (1-2 fastest, 3-5 default, 6-9 better, 10+ best compression)")
+	f.IntVar(&c.ZstdLevel, "zstd-level", 1, "zstd level 1..22 (1-2 fastest, 3-5 balanced, 6-9 better, 10+ best compression)")
 	f.IntVar(&c.MaxBatchBytes, "batch-bytes", 1_000_000, "largest record batch (one produce request), in uncompressed record bytes")
 	f.IntVar(&c.ChunkRows, "chunk-rows", replay.DefaultChunkRows, "records of one partition handed to its sender at once")
 	f.IntVar(&c.QueueDepth, "queue-depth", replay.DefaultQueueDepth, "chunks per partition that may wait behind the one being sent")
@@ -264,7 +200,7 @@ func (rf *replayFlags) config(args []string) (replay.Config, error) {
 	cfg.WriteTimeout = rf.timeout
 	cfg.Logger = log
 	if cfg.EventTime, err = replay.ParseEventTime(rf.eventTime); err != nil {
-		return cfg, usageError{err}
+		return cfg, cli.Usage(err)
 	}
 	cfg.LogEvery = rf.progressLog
 	switch rf.progress {
@@ -278,10 +214,10 @@ func (rf *replayFlags) config(args []string) (replay.Config, error) {
 	case "none":
 		cfg.LogEvery = -1
 	default:
-		return cfg, usageError{fmt.Errorf("--progress %q: want auto, bar, log or none", rf.progress)}
+		return cfg, cli.Usagef("--progress %q: want auto, bar, log or none", rf.progress)
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, usageError{err}
+		return cfg, cli.Usage(err)
 	}
 	return cfg, nil
 }
@@ -300,9 +236,7 @@ With more than one partition each key goes to the partition goka's lookup reads 
 A bad header, a duplicate or an out-of-range LocationID stops the load before anything is written.`,
 		Example: `  taxi-replay zones --file ../shared/data/taxi_zone_lookup.csv
   taxi-replay zones --file https://d37ci6vzurychx.cloudfront.net/misc/taxi_zone_lookup.csv --brokers k1:9092`,
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := cc.logger()
 			if err != nil {
@@ -313,13 +247,13 @@ A bad header, a duplicate or an out-of-range LocationID stops the load before an
 			}
 			cfg.Logger, cfg.WriteTimeout = log, cc.timeout
 			if cfg.File == "" {
-				return usageError{fmt.Errorf("--file is required: the zone lookup CSV, a path or an http(s) URL (or $%s)", cli.EnvName(envPrefix, "file"))}
+				return cli.Usagef("--file is required: the zone lookup CSV, a path or an http(s) URL (or $%s)", cli.EnvName(envPrefix, "file"))
 			}
 			if cfg.Security, err = cc.security(); err != nil {
 				return err
 			}
 			if err := cfg.Validate(); err != nil {
-				return usageError{err}
+				return cli.Usage(err)
 			}
 			log.Debug("kafka connection", "brokers", cfg.Brokers, "security", &cc.sec)
 			sum, err := zones.Run(cmd.Context(), cfg)
@@ -336,7 +270,7 @@ A bad header, a duplicate or an out-of-range LocationID stops the load before an
 	f.StringVar(&cfg.File, "file", "", "zone lookup CSV: a path or an http(s) URL (required, no default)")
 	f.StringVar(&cfg.Topic, "topic", zones.DefaultTopic, "zones topic (compacted)")
 	f.IntVar(&cfg.Partitions, "partitions", zones.DefaultPartitions, "partitions when the topic is created (an existing topic keeps its own)")
-	f.IntVar(&cfg.Replication, "replication", -1, "replication factor when the topic is created (-1: the broker's default)")
+	cli.ReplicationFlag(f, &cfg.Replication, "replication factor when the topic is created: 1..32767, or -1 for the broker's setting")
 	f.IntVar(&cfg.MaxLocationID, "max-location-id", zones.DefaultMaxLocationID, "largest accepted LocationID (TLC's table has 1..265)")
 	// --file is checked by zones.Config.Validate, not cobra's required flags: those are
 	// checked before $TAXI_REPLAY_FILE is bound.
@@ -360,11 +294,9 @@ func newCleanupCommand() *cobra.Command {
 	}
 	var app string
 	cmd := &cobra.Command{
-		Use:           "cleanup --yes",
-		Short:         "Delete the project's topics (rides, zones, results, late, dead, repartition, changelog)",
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:   "cleanup --yes",
+		Short: "Delete the project's topics (rides, zones, results, late, dead, repartition, changelog)",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var list []string
 			for _, n := range names {
@@ -382,7 +314,7 @@ func newCleanupCommand() *cobra.Command {
 				}
 			}
 			if !yes {
-				return usageError{fmt.Errorf("would delete %s: confirm with --yes", strings.Join(list, ", "))}
+				return cli.Usagef("would delete %s: confirm with --yes", strings.Join(list, ", "))
 			}
 			sec, err := cc.security()
 			if err != nil {

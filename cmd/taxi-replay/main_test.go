@@ -2,12 +2,13 @@ package main
 
 import (
 	"bytes"
-	"errors"
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
 
+	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
 	"github.com/taxi-stream/taxi-stream/codecs"
 	"github.com/taxi-stream/taxi-stream/producer/replay"
 )
@@ -55,7 +56,7 @@ func TestReplayFlags(t *testing.T) {
 		{[]string{"--hdfs-keytab", "/k", "f"}, "--hdfs-principal"},
 	} {
 		_, err := parse(t, tc.args...)
-		if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tc.substr) {
+		if !cli.IsUsage(err) || !strings.Contains(err.Error(), tc.substr) {
 			t.Errorf("%v: got %v, want a usage error mentioning %q", tc.args, err, tc.substr)
 		}
 	}
@@ -116,7 +117,7 @@ func TestEnvironment(t *testing.T) {
 	if err := replayCmd.ParseFlags([]string{"--brokers", "cli:9092"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := bindEnv(replayCmd, nil); err != nil {
+	if err := cli.BindEnv(replayCmd.Flags(), envPrefix); err != nil {
 		t.Fatal(err)
 	}
 	f := replayCmd.Flags()
@@ -147,7 +148,58 @@ func TestEnvironment(t *testing.T) {
 	root.SetArgs([]string{"x.parquet"})
 	root.SetOut(new(bytes.Buffer))
 	err = root.Execute()
-	if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), "TAXI_REPLAY_MARKER_EVERY") {
+	if !cli.IsUsage(err) || !strings.Contains(err.Error(), "TAXI_REPLAY_MARKER_EVERY") {
 		t.Errorf("bad environment value: got %v, want a usage error naming the variable", err)
+	}
+}
+
+// TestExitStatus: through cli.Run, as main runs it: usage errors exit 2, runtime
+// errors 1, each printed once as "taxi-replay: ...".
+func TestExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--no-such-flag", "x.parquet"}, cli.ExitUsage, "unknown flag: --no-such-flag"},
+		{[]string{"--marker-every", "many", "x.parquet"}, cli.ExitUsage, `invalid argument "many" for "--marker-every"`},
+		{[]string{"replay"}, cli.ExitUsage, "no input files"},
+		{[]string{"zones", "--file", "z.csv", "extra"}, cli.ExitUsage, `unknown command "extra"`},
+		{[]string{"zones", "--file", "z.csv", "--replication", "0"}, cli.ExitUsage, `"--replication" flag: want -1`},
+		{[]string{"--replication", "32768", "x.parquet"}, cli.ExitUsage, `"--replication" flag: want -1`},
+		{[]string{"cleanup"}, cli.ExitUsage, "confirm with --yes"},
+		{[]string{"zones", "--file", "/nonexistent/zones.csv", "--brokers", "127.0.0.1:1"}, cli.ExitError, "/nonexistent/zones.csv"},
+	} {
+		var stderr bytes.Buffer
+		root := newRoot()
+		root.SetOut(new(bytes.Buffer))
+		code := cli.Run(context.Background(), "taxi-replay", root, tc.args, &stderr)
+		out := stderr.String()
+		if code != tc.code || !strings.HasPrefix(out, "taxi-replay: ") || !strings.Contains(out, tc.want) || strings.Count(out, "\n") != 1 {
+			t.Errorf("%q: exit %d, stderr %q; want %d and one line naming %q", tc.args, code, out, tc.code, tc.want)
+		}
+	}
+}
+
+// TestReplicationIsAnInt: --replication is the same int flag in replay and zones.
+func TestReplicationIsAnInt(t *testing.T) {
+	root := newRoot()
+	for _, path := range [][]string{{}, {"replay"}, {"zones"}} {
+		c, _, err := root.Find(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := c.Flags().Lookup("replication")
+		if f == nil || f.Value.Type() != "int" || f.DefValue != "-1" {
+			t.Errorf("%s --replication: %+v", c.Name(), f)
+		}
+	}
+}
+
+// TestHelpStatesEachDefaultOnce: no flag line of any subcommand's --help mentions
+// its default twice.
+func TestHelpStatesEachDefaultOnce(t *testing.T) {
+	for _, p := range cli.RepeatedDefaults(newRoot()) {
+		t.Error(p)
 	}
 }

@@ -1,6 +1,9 @@
 // Command taxi-results follows the results topic (read_committed: only final,
 // committed results) and prints each window as a console table, like the original
 // Spark job's console sink, or as JSON lines.
+//
+// Exit status (cli.Main): 0 when it stops after --exit-after-idle or cleanly on
+// SIGTERM/SIGINT, 1 error, 2 bad usage.
 package main
 
 import (
@@ -8,8 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,12 +23,7 @@ import (
 
 const envPrefix = "TAXI_RESULTS"
 
-func main() {
-	if err := newCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "taxi-results:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(cli.Main("taxi-results", newCommand())) }
 
 func newCommand() *cobra.Command {
 	var (
@@ -43,35 +39,30 @@ func newCommand() *cobra.Command {
   taxi-results --format json | jq .
   taxi-results --from-now
   taxi-results --exit-after-idle 10s   # print what is there, then stop`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cli.BindEnv(cmd.Flags(), envPrefix); err != nil {
-				return err
-			}
 			bl, err := cli.Brokers(brokers)
 			if err != nil {
 				return err
 			}
 			if format != "table" && format != "json" {
-				return fmt.Errorf("--format %q: want table or json", format)
+				return cli.Usagef("--format %q: want table or json", format)
 			}
 			if err := sec.Validate(); err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return sec.Explain(run(ctx, results.FollowConfig{Brokers: bl, Topic: topic, FromNewest: fromNow, Sarama: sec.Sarama(eos.DefaultSaramaConfig)}, format, idle))
+			// The context ends at SIGTERM/SIGINT (cli.Main): a clean stop.
+			return sec.Explain(run(cmd.Context(), results.FollowConfig{Brokers: bl, Topic: topic, FromNewest: fromNow, Sarama: sec.Sarama(eos.DefaultSaramaConfig)}, format, idle))
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&brokers, "brokers", cli.DefaultBrokers(), "Kafka bootstrap servers (default $KAFKA_BROKERS or localhost:9092)")
+	cli.BrokersFlag(f, &brokers)
 	f.StringVar(&topic, "topic", topology.DefaultTopics().Results, "results topic")
 	f.StringVar(&format, "format", "table", "table (one console table per window) or json (one JSON line per window and borough)")
 	f.BoolVar(&fromNow, "from-now", false, "start at the end of the topic instead of its beginning")
 	f.DurationVar(&idle, "exit-after-idle", 0, "stop when no result has arrived for this long (0: follow forever)")
 	sec.Register(f)
-	cli.EnvHelp(f, envPrefix)
+	cli.UseEnv(cmd, envPrefix)
 	return cmd
 }
 

@@ -1,17 +1,17 @@
 // Command taxi-stream runs the processor: hourly per-borough summaries of taxi rides
 // with event-time windows, a robust watermark and exactly-once results. Run several
 // instances with the same --app to share the partitions.
+//
+// Exit status (cli.Main): 0 after a clean stop on SIGTERM/SIGINT, 1 error, 2 bad usage,
+// 130 when the shutdown after a signal failed.
 package main
 
 import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,16 +27,9 @@ import (
 
 const envPrefix = "TAXI_STREAM"
 
-func main() {
-	// Catch SIGTERM/SIGINT first thing: a stop that arrives while the processor starts
-	// must still end in a clean shutdown, not the runtime's default exit.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newCommand().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "taxi-stream:", err)
-		os.Exit(1)
-	}
-}
+// main: cli.Main catches SIGTERM/SIGINT before the processor starts, so a stop that
+// arrives while it starts still ends in a clean shutdown.
+func main() { os.Exit(cli.Main("taxi-stream", newCommand())) }
 
 func newCommand() *cobra.Command {
 	var (
@@ -45,8 +38,7 @@ func newCommand() *cobra.Command {
 		topicWait                                                   time.Duration
 		dynamicMembership, hotStandby                               bool
 		quantile                                                    float64
-		sample, windowsPartitions                                   int
-		replication                                                 int16
+		sample, windowsPartitions, replication                      int
 		cfg                                                         topology.Config
 		sec                                                         cli.Security
 	)
@@ -66,8 +58,7 @@ Every flag can also be set by an environment variable (shown in brackets).`,
   taxi-stream --brokers k1:9092,k2:9092 --instance-id node-2 --state-dir /var/lib/taxi-stream
   taxi-stream --window 1h --slide 15m --watermark-delay 30m
   TAXI_STREAM_GUARANTEE=at_least_once taxi-stream`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, bl, err := cli.Setup(cmd.Flags(), envPrefix, &logFormat, &logLevel, &brokers, &sec)
 			if err != nil {
@@ -75,18 +66,18 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 			}
 			mode, err := eos.ParseMode(guarantee)
 			if err != nil {
-				return fmt.Errorf("--guarantee: %w", err)
+				return cli.Usagef("--guarantee: %w", err)
 			}
 			if slide == 0 {
 				slide = windowSize
 			}
 			cfg.Window = window.Spec{Size: windowSize, Slide: slide}
 			if err := cfg.Window.Validate(); err != nil {
-				return fmt.Errorf("--window/--slide: %w", err)
+				return cli.Usagef("--window/--slide: %w", err)
 			}
 			cfg.Watermark = watermark.Config{Delay: delay, Quantile: quantile, Window: sample}
 			if err := cfg.Watermark.Validate(); err != nil {
-				return fmt.Errorf("--watermark-*: %w", err)
+				return cli.Usagef("--watermark-*: %w", err)
 			}
 			cfg.WindowsPartitions = windowsPartitions
 			if stateDir == "" {
@@ -94,13 +85,14 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 			}
 			p, err := pipeline.New(pipeline.Options{
 				Brokers: bl, Topology: cfg, Guarantee: mode, CommitInterval: commitInterval,
-				InstanceID: instance, StateDir: stateDir, Replication: replication, Logger: log,
+				InstanceID: instance, StateDir: stateDir, Logger: log,
+				Replication:    int16(replication), // cli.ReplicationFlag: -1 or 1..32767
 				SessionTimeout: sessionTimeout, DynamicMembership: dynamicMembership,
 				HotStandby: hotStandby, TopicWait: cmp.Or(topicWait, -1), // --topic-wait 0: no limit
 				Sarama: sec.Sarama(eos.DefaultSaramaConfig),
 			})
 			if err != nil {
-				return err
+				return cli.Usage(err) // the options come from the flags
 			}
 			log.Info("kafka connection", "brokers", bl, "security", sec)
 			err = sec.Explain(runPipeline(cmd.Context(), p, httpapi.Config{
@@ -114,7 +106,7 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&brokers, "brokers", cli.DefaultBrokers(), "Kafka bootstrap servers, comma separated (default $KAFKA_BROKERS or localhost:9092)")
+	cli.BrokersFlag(f, &brokers)
 	def := topology.DefaultTopics()
 	f.StringVar(&cfg.Topics.Rides, "rides-topic", def.Rides, "input topic of rides and watermark markers")
 	f.StringVar(&cfg.Topics.Zones, "zones-topic", def.Zones, "compacted zone lookup topic (LocationID -> borough)")
@@ -131,19 +123,19 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 	f.IntVar(&sample, "watermark-sample", watermark.DefaultConfig().Window, "data-driven watermark: how many recent event times per partition")
 	f.StringVar(&guarantee, "guarantee", string(eos.ExactlyOnce), "exactly_once or at_least_once (Kafka Streams processing.guarantee)")
 	f.DurationVar(&commitInterval, "commit-interval", 100*time.Millisecond, "how often offsets, state and outputs are committed (Kafka Streams commit.interval.ms)")
-	f.DurationVar(&sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent instance before moving its partitions (session.timeout.ms; the broker allows 6s and more by default)")
+	f.DurationVar(&sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent instance before moving its partitions (session.timeout.ms; at least the broker's group.min.session.timeout.ms, 6s unless changed)")
 	f.BoolVar(&dynamicMembership, "dynamic-membership", false, "join the consumer groups without a group.instance.id; by default an instance is a static member (KIP-345) named by --instance-id, so a restart within --session-timeout gets its partitions back without a rebalance")
 	f.BoolVar(&hotStandby, "hot-standby", false, "keep a read_committed copy of every windows state partition this instance does not own, so that a failed instance's partitions resume after restoring only the last changelog records (goka WithHotStandby; Kafka Streams num.standby.replicas); default false")
 	f.StringVar(&instance, "instance-id", "taxi-stream-"+host, "this instance's stable name (transactional ids); keep it across restarts")
 	f.StringVar(&stateDir, "state-dir", "", "local state (LevelDB) directory (default $TMPDIR/taxi-stream-state/<instance-id>; Kafka Streams state.dir)")
 	f.DurationVar(&topicWait, "topic-wait", 2*time.Minute, "how long to wait at start for the rides and zones topics to exist before failing with their names (Kafka Streams' MissingSourceTopicException); 0 waits as long as it takes (docker compose start order)")
 	f.IntVar(&windowsPartitions, "windows-partitions", 0, "partitions of the repartition topic and windows stage (default: as many as the rides topic)")
-	f.Int16Var(&replication, "replication", -1, "replication factor of the topics the processor creates (-1: the broker's default)")
+	cli.ReplicationFlag(f, &replication, "replication factor of the topics the processor creates: 1..32767, or -1 for the broker's setting")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&httpAddr, "http-addr", ":8080", `HTTP server address: /metrics, /healthz, /readyz, /api/v1/... ("" disables it; 127.0.0.1:0 picks a free port, logged)`)
 	f.BoolVar(&profiling, "pprof", false, "serve Go runtime profiles under /debug/pprof/ on --http-addr (default false)")
 	sec.Register(f)
-	cli.EnvHelp(f, envPrefix)
+	cli.UseEnv(cmd, envPrefix)
 	return cmd
 }

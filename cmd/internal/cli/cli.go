@@ -1,5 +1,6 @@
-// Package cli holds what taxi-stream's programs share on the command line: every
-// flag can also come from an environment variable, one logger setup, broker lists.
+// Package cli holds what taxi-stream's programs share on the command line: one
+// main (Main: exit statuses, error format, signals), every flag can also come from
+// an environment variable, one logger setup, broker lists, --replication.
 package cli
 
 import (
@@ -7,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -19,7 +22,7 @@ func EnvName(prefix, flag string) string {
 }
 
 // BindEnv sets every flag that was not given on the command line from its
-// environment variable, if set. A bad value names the variable.
+// environment variable, if set. A bad value is a usage error naming the variable.
 func BindEnv(flags *pflag.FlagSet, prefix string) error {
 	var err error
 	flags.VisitAll(func(f *pflag.Flag) {
@@ -32,25 +35,56 @@ func BindEnv(flags *pflag.FlagSet, prefix string) error {
 			return
 		}
 		if serr := flags.Set(f.Name, v); serr != nil {
-			err = fmt.Errorf("environment variable %s=%q: %w", name, v, serr)
+			err = Usagef("environment variable %s=%q: %w", name, v, serr)
 		}
 	})
 	return err
 }
 
-// EnvHelp appends to each flag's usage the environment variable that can set it.
+// EnvHelp appends to each flag's usage the environment variable that can set it,
+// once (a flag shared by several flag sets is named once).
 func EnvHelp(flags *pflag.FlagSet, prefix string) {
 	flags.VisitAll(func(f *pflag.Flag) {
 		if f.Name == "help" {
 			return
 		}
-		f.Usage += " [$" + EnvName(prefix, f.Name) + "]"
+		if env := " [$" + EnvName(prefix, f.Name) + "]"; !strings.HasSuffix(f.Usage, env) {
+			f.Usage += env
+		}
 	})
+}
+
+// UseEnv makes every flag of root and of its subcommands settable from the
+// environment (prefix + "_" + FLAG, see EnvName): before a command runs, the flags
+// not given on the command line are read from their variables (root's
+// PersistentPreRunE, which runs for the subcommands too), and --help names the
+// variables.
+func UseEnv(root *cobra.Command, prefix string) {
+	pre := root.PersistentPreRunE
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if err := BindEnv(cmd.Flags(), prefix); err != nil {
+			return err
+		}
+		if pre != nil {
+			return pre(cmd, args)
+		}
+		return nil
+	}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		EnvHelp(c.Flags(), prefix)
+		EnvHelp(c.PersistentFlags(), prefix)
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 }
 
 // Setup is the common start of a program's run: it fills the flags not given from
 // the environment (prefix), then builds the logger and checks the broker list and
 // the security settings. The pointers are read after the environment is bound.
+// Every error it returns is a usage error.
 func Setup(flags *pflag.FlagSet, prefix string, logFormat, logLevel, brokers *string, sec *Security) (*slog.Logger, []string, error) {
 	if err := BindEnv(flags, prefix); err != nil {
 		return nil, nil, err
@@ -69,11 +103,12 @@ func Setup(flags *pflag.FlagSet, prefix string, logFormat, logLevel, brokers *st
 	return log, list, nil
 }
 
-// NewLogger returns a slog logger writing text or JSON at the given level.
+// NewLogger returns a slog logger writing text or JSON at the given level. A bad
+// format or level is a usage error.
 func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+		return nil, Usagef("--log-level %q: want debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -82,22 +117,22 @@ func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	return nil, Usagef("--log-format %q: want text or json", format)
 }
 
-// Brokers splits a comma-separated broker list.
+// Brokers splits a comma-separated broker list. A bad list is a usage error.
 func Brokers(list string) ([]string, error) {
 	var out []string
 	for _, b := range strings.Split(list, ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			if !strings.Contains(b, ":") {
-				return nil, fmt.Errorf("--brokers: %q is not host:port", b)
+				return nil, Usagef("--brokers: %q is not host:port", b)
 			}
 			out = append(out, b)
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("--brokers is empty: give host:port[,host:port...] or set KAFKA_BROKERS")
+		return nil, Usagef("--brokers is empty: give host:port[,host:port...] or set KAFKA_BROKERS")
 	}
 	return out, nil
 }
@@ -109,3 +144,34 @@ func DefaultBrokers() string {
 	}
 	return "localhost:9092"
 }
+
+// BrokersFlag adds --brokers to f; its default is DefaultBrokers, which --help shows.
+func BrokersFlag(f *pflag.FlagSet, p *string) {
+	f.StringVar(p, "brokers", DefaultBrokers(), "Kafka bootstrap servers, comma-separated host:port ($KAFKA_BROKERS sets it for every program)")
+}
+
+// MaxReplication is the largest replication factor Kafka accepts (an int16).
+const MaxReplication = 1<<15 - 1
+
+// ReplicationFlag adds --replication to f, an int that is -1 (the broker's
+// default.replication.factor) or 1..MaxReplication; *p starts at -1. Anything else
+// is rejected when the flag (or its environment variable) is set: a usage error.
+func ReplicationFlag(f *pflag.FlagSet, p *int, usage string) {
+	*p = -1
+	f.Var((*replication)(p), "replication", usage)
+}
+
+// replication is --replication's pflag.Value.
+type replication int
+
+func (r *replication) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || (n != -1 && (n < 1 || n > MaxReplication)) {
+		return fmt.Errorf("want -1 (the broker's default.replication.factor) or 1..%d", MaxReplication)
+	}
+	*r = replication(n)
+	return nil
+}
+
+func (r *replication) String() string { return strconv.Itoa(int(*r)) }
+func (r *replication) Type() string   { return "int" }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/IBM/sarama"
 	krbconfig "github.com/jcmturner/gokrb5/v8/config"
@@ -114,8 +115,10 @@ func (s Security) SASL() bool {
 func (s Security) TLS() bool { return s.Protocol == ProtocolSSL || s.Protocol == ProtocolSASLSSL }
 
 // Validate normalises the names, reads the password file, loads the certificates and
-// checks the Kerberos files. Every error names the flag to fix.
-func (s *Security) Validate() error {
+// checks the Kerberos files. Every error names the flag to fix and is a usage error.
+func (s *Security) Validate() error { return Usage(s.validate()) }
+
+func (s *Security) validate() error {
 	s.Protocol = strings.ToUpper(strings.TrimSpace(s.Protocol))
 	if s.Protocol == "" {
 		s.Protocol = ProtocolPlaintext
@@ -466,7 +469,36 @@ func (s *Security) Explain(err error) error {
 	case s.TLS() && errors.As(err, &netOpError) && strings.Contains(err.Error(), "tls:"):
 		return fmt.Errorf("TLS handshake with the brokers failed (check --tls-* and whether the listener wants a client certificate): %w", err)
 	}
-	return err
+	return ExplainUnreachable(err)
+}
+
+// ErrBrokerUnreachable is wrapped by ExplainUnreachable's (and Explain's) error when
+// no broker could be reached.
+var ErrBrokerUnreachable = errors.New("broker unreachable")
+
+// ExplainUnreachable wraps err in ErrBrokerUnreachable when it says that no broker
+// could be reached (nothing listens, unknown host, network unreachable, Sarama out
+// of brokers, kafka-go's BROKER_NOT_AVAILABLE); other errors are returned as they are. Explain calls it after ruling
+// out authentication and TLS failures.
+func ExplainUnreachable(err error) error {
+	if err == nil || errors.Is(err, ErrBrokerUnreachable) || !unreachable(err) {
+		return err
+	}
+	return fmt.Errorf("%w (check --brokers and that Kafka is running): %w", ErrBrokerUnreachable, err)
+}
+
+func unreachable(err error) bool {
+	var (
+		op  *net.OpError
+		dns *net.DNSError
+	)
+	switch {
+	case errors.As(err, &op) && op.Op == "dial", errors.As(err, &dns):
+		return true
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return true
+	}
+	return errors.Is(err, sarama.ErrOutOfBrokers) || errors.Is(err, kafka.BrokerNotAvailable)
 }
 
 // isAuthFailure reports whether err is Kafka's SASL_AUTHENTICATION_FAILED, as

@@ -3,8 +3,10 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -284,5 +286,39 @@ func TestExplainNamesUserAndMechanism(t *testing.T) {
 	other := fmt.Errorf("something else")
 	if s.Explain(other) != other || s.Explain(nil) != nil {
 		t.Error("Explain changed an unrelated error")
+	}
+}
+
+// TestExplainSaysBrokerUnreachable: nothing listening on the brokers' port is
+// explained as "broker unreachable", keeping the cause; other errors are untouched.
+func TestExplainSaysBrokerUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // now nothing listens there
+	_, dialErr := net.Dial("tcp", addr)
+	if dialErr == nil {
+		t.Skip("the closed port accepted a connection")
+	}
+	var sec Security
+	for _, in := range []error{dialErr, fmt.Errorf("connect to [%s]: %w: %w", addr, sarama.ErrOutOfBrokers, dialErr), sarama.ErrOutOfBrokers,
+		fmt.Errorf("cleanup: delete topics: %w", kafka.BrokerNotAvailable)} {
+		got := sec.Explain(in)
+		if !errors.Is(got, ErrBrokerUnreachable) || !strings.HasPrefix(got.Error(), "broker unreachable") || !errors.Is(got, in) {
+			t.Errorf("Explain(%v) = %v, want it to start with broker unreachable and wrap the cause", in, got)
+		}
+		if again := ExplainUnreachable(got); again != got {
+			t.Errorf("explained twice: %v", again)
+		}
+	}
+	other := errors.New("topic taxi-rides does not exist")
+	if got := sec.Explain(other); got != other {
+		t.Errorf("Explain(%v) = %v, want it unchanged", other, got)
+	}
+	auth := fmt.Errorf("%w: %w", sarama.ErrOutOfBrokers, sarama.ErrSASLAuthenticationFailed)
+	if got := sec.Explain(auth); errors.Is(got, ErrBrokerUnreachable) || !strings.Contains(got.Error(), "authentication failed") {
+		t.Errorf("an authentication failure became %v", got)
 	}
 }

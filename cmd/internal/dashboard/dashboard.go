@@ -27,6 +27,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
 	"github.com/taxi-stream/taxi-stream/processors/eos"
 	"github.com/taxi-stream/taxi-stream/processors/results"
 )
@@ -46,8 +47,10 @@ type Config struct {
 	Sarama func() *sarama.Config
 	// HTTPClient polls the query API. Default: a client with a 2s timeout.
 	HTTPClient *http.Client
-	// Explain, when set, rewrites a Kafka connection error into one that says what
-	// to fix (cli.Security.Explain); the page and the log show it.
+	// Explain rewrites a Kafka connection error into one that says what to fix
+	// (cli.Security.Explain); the page and the log show it. Default
+	// cli.ExplainUnreachable: brokers that cannot be reached are reported as
+	// "broker unreachable".
 	Explain func(error) error
 	// Logger. Default: discard.
 	Logger *slog.Logger
@@ -60,8 +63,10 @@ type Server struct {
 	epoch string // identifies this server's event numbering (see Last-Event-ID)
 	q     *querier
 
-	mu        sync.Mutex
-	followErr string
+	mu          sync.Mutex
+	followErr   string // why the results topic cannot be read now ("": it can)
+	unreachable bool   // followErr is cli.ErrBrokerUnreachable
+	followGen   int64  // counts setFollowErr calls
 }
 
 // New checks the config.
@@ -88,6 +93,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Explain == nil {
+		cfg.Explain = cli.ExplainUnreachable
 	}
 	return &Server{
 		cfg:   cfg,
@@ -153,29 +161,48 @@ func URL(addr net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
-// follow keeps the results topic's records in the hub. The topic may not exist yet
-// (the processor creates it); Follow is retried until ctx ends, and starting over
-// from the oldest offset only repeats records the hub drops as duplicates.
+// follow keeps the results topic's records in the hub. The brokers may be down and
+// the topic may not exist yet (the processor creates it): the reader is retried
+// until ctx ends, and starting over from the oldest offset only repeats records the
+// hub drops as duplicates. The error shown in the status ("broker unreachable: ..."
+// when no broker answers) stays until a broker has answered again.
 func (s *Server) follow(ctx context.Context) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = 500 * time.Millisecond
 	bo.MaxInterval = 5 * time.Second
 	bo.MaxElapsedTime = 0
 	base := s.cfg.Sarama
-	cfg := results.FollowConfig{Brokers: s.cfg.Brokers, Topic: s.cfg.ResultsTopic, Sarama: func() *sarama.Config {
+	sc := func() *sarama.Config {
 		c := base()
 		c.Metadata.AllowAutoTopicCreation = false // never create the processor's topic with broker defaults
 		return c
-	}}
+	}
+	cfg := results.FollowConfig{Brokers: s.cfg.Brokers, Topic: s.cfg.ResultsTopic, Sarama: sc}
+	var (
+		last        string // the error last logged, to log a repeated one at debug level only
+		unreachable bool   // it said "broker unreachable"
+	)
 	for {
 		started := time.Now()
-		err := results.Follow(ctx, cfg, func(r results.Record, err error) {
-			if err != nil {
-				s.cfg.Logger.Warn("unreadable result record", "key", r.Key, "err", err)
-				return
+		err := s.connect(sc)
+		if err == nil {
+			if unreachable {
+				s.cfg.Logger.Info("brokers reachable again", "brokers", s.cfg.Brokers)
+				last, unreachable = "", false
 			}
-			s.hub.addResult(r.Key, r.Value)
-		})
+			// The brokers answered; another error (the topic does not exist yet)
+			// stays until the reader has run for a while.
+			gen := s.clearUnreachable()
+			running := time.AfterFunc(readerSettled, func() { s.clearFollowErr(gen) })
+			err = results.Follow(ctx, cfg, func(r results.Record, err error) {
+				if err != nil {
+					s.cfg.Logger.Warn("unreadable result record", "key", r.Key, "err", err)
+					return
+				}
+				s.hub.addResult(r.Key, r.Value)
+			})
+			running.Stop()
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -185,27 +212,66 @@ func (s *Server) follow(ctx context.Context) {
 		if err == nil {
 			err = errors.New("results reader stopped")
 		}
-		if s.cfg.Explain != nil {
-			err = s.cfg.Explain(err)
-		}
+		err = s.cfg.Explain(err)
 		s.setFollowErr(err)
 		wait := bo.NextBackOff()
-		s.cfg.Logger.Info("results topic not readable yet; retrying", "topic", s.cfg.ResultsTopic, "err", err, "in", wait)
+		level, msg := slog.LevelInfo, "results topic not readable yet; retrying"
+		if unreachable = errors.Is(err, cli.ErrBrokerUnreachable); unreachable {
+			level, msg = slog.LevelWarn, "broker unreachable; retrying"
+		}
+		if err.Error() == last {
+			level = slog.LevelDebug
+		}
+		last = err.Error()
+		s.cfg.Logger.Log(ctx, level, msg, "brokers", s.cfg.Brokers, "topic", s.cfg.ResultsTopic, "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
-		s.setFollowErr(nil)
 	}
 }
 
+// connect checks that a broker answers (a metadata request) before the reader
+// starts, so that the status says the brokers are reachable only when they are.
+func (s *Server) connect(sc func() *sarama.Config) error {
+	client, err := sarama.NewClient(s.cfg.Brokers, sc())
+	if err != nil {
+		return fmt.Errorf("connect to %v: %w", s.cfg.Brokers, err)
+	}
+	_ = client.Close() // only the answer mattered
+	return nil
+}
+
+// readerSettled is how long the results reader runs before an earlier error is
+// taken as resolved.
+const readerSettled = 2 * time.Second
+
+// setFollowErr records why the results topic cannot be read.
 func (s *Server) setFollowErr(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.followErr = ""
-	if err != nil {
-		s.followErr = err.Error()
+	s.followGen++
+	s.followErr, s.unreachable = err.Error(), errors.Is(err, cli.ErrBrokerUnreachable)
+}
+
+// clearUnreachable clears a "broker unreachable" error (a broker has answered) and
+// returns the error's generation for clearFollowErr.
+func (s *Server) clearUnreachable() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unreachable {
+		s.followErr, s.unreachable = "", false
+	}
+	return s.followGen
+}
+
+// clearFollowErr clears the error unless a newer one was recorded since gen.
+func (s *Server) clearFollowErr(gen int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.followGen == gen {
+		s.followErr, s.unreachable = "", false
 	}
 }
 
@@ -242,7 +308,7 @@ func (s *Server) status(ctx context.Context) Status {
 	st.Results.Topic = s.cfg.ResultsTopic
 	st.Results.Records = s.hub.count()
 	s.mu.Lock()
-	st.Results.Error = s.followErr
+	st.Results.Error, st.Results.BrokerUnreachable = s.followErr, s.unreachable
 	s.mu.Unlock()
 	return st
 }

@@ -2,17 +2,26 @@ package dashboard
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
 )
 
 // TestVendoredChartLibraryMatchesLockfile: the chart library served by the page is
@@ -323,3 +332,119 @@ type addr string
 
 func (a addr) Network() string { return "tcp" }
 func (a addr) String() string  { return string(a) }
+
+// closedPort returns 127.0.0.1:<port> where nothing listens.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestBrokerUnreachableIsReported: with nothing listening at the broker address the
+// status (/api/status, the page's status events) and the log say "broker
+// unreachable", and the status keeps saying it across the reader's retries.
+func TestBrokerUnreachableIsReported(t *testing.T) {
+	var logs syncBuffer
+	broker := closedPort(t)
+	s, err := New(Config{Brokers: []string{broker}, ResultsTopic: "results", PollInterval: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s.Handler())
+	defer hs.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); _ = s.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+
+	status := func() Status {
+		t.Helper()
+		resp, err := http.Get(hs.URL + "/api/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st Status
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	st := status()
+	for st.Results.Error == "" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		st = status()
+	}
+	if !strings.HasPrefix(st.Results.Error, "broker unreachable") || !st.Results.BrokerUnreachable || !strings.Contains(st.Results.Error, broker) {
+		t.Fatalf("status results %+v, want an error starting with broker unreachable and naming %s", st.Results, broker)
+	}
+	// The reader retries after 0.5 s, 0.75 s, ...: the status must not go blank meanwhile.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if st := status(); !strings.HasPrefix(st.Results.Error, "broker unreachable") {
+			t.Fatalf("during a retry the status said %q", st.Results.Error)
+		}
+	}
+	cancel()
+	<-ran
+	out := logs.String()
+	if !strings.Contains(out, `level=WARN msg="broker unreachable; retrying"`) || !strings.Contains(out, "connection refused") {
+		t.Errorf("log does not say broker unreachable with the cause:\n%s", out)
+	}
+	if n := strings.Count(out, "level=WARN"); n != 1 {
+		t.Errorf("%d warnings for one outage, want 1 (repeats at debug level):\n%s", n, out)
+	}
+}
+
+// TestFollowErrorClearsOnlyWhenResolved: a "broker unreachable" error is cleared
+// when a broker answers; another error only once the reader has run for a while
+// and no newer error came.
+func TestFollowErrorClearsOnlyWhenResolved(t *testing.T) {
+	s, _ := newTestServer(t)
+	s.setFollowErr(errors.New("topic results does not exist"))
+	gen := s.clearUnreachable()
+	if st := s.status(context.Background()); st.Results.Error == "" {
+		t.Fatal("a broker answering cleared a topic error")
+	}
+	s.setFollowErr(errors.New("topic results does not exist")) // the reader failed again
+	s.clearFollowErr(gen)                                      // a late timer of the earlier run
+	if st := s.status(context.Background()); st.Results.Error == "" {
+		t.Fatal("an earlier run's timer cleared a newer error")
+	}
+	s.clearFollowErr(s.clearUnreachable())
+	if st := s.status(context.Background()); st.Results.Error != "" {
+		t.Fatalf("error %q not cleared after the reader ran", st.Results.Error)
+	}
+	s.setFollowErr(cli.ExplainUnreachable(fmt.Errorf("connect: %w", sarama.ErrOutOfBrokers)))
+	if st := s.status(context.Background()); !st.Results.BrokerUnreachable {
+		t.Fatalf("status %+v, want broker_unreachable", st.Results)
+	}
+	s.clearUnreachable()
+	if st := s.status(context.Background()); st.Results.Error != "" || st.Results.BrokerUnreachable {
+		t.Fatalf("status %+v after a broker answered", st.Results)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger used from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

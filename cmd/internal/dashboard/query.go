@@ -80,7 +80,10 @@ type Status struct {
 	Results   struct {
 		Topic   string `json:"topic"`
 		Records int64  `json:"records"`
-		Error   string `json:"error,omitempty"`
+		// Error: why the results topic cannot be read now; it starts with "broker
+		// unreachable" when no broker answers (then BrokerUnreachable is true).
+		Error             string `json:"error,omitempty"`
+		BrokerUnreachable bool   `json:"broker_unreachable,omitempty"`
 	} `json:"results"`
 }
 

@@ -404,6 +404,11 @@
       ul.appendChild(li);
     }
     if (st && st.results) $('results-topic').textContent = st.results.topic;
+    // Why the results topic cannot be read now; "broker unreachable: ..." when no
+    // Kafka broker answers.
+    const rerr = (st && st.results && st.results.error) || '';
+    $('results-err').hidden = rerr === '';
+    $('results-err').textContent = rerr === '' ? '' : `Results: ${rerr}`;
   }
 
   // commonPrefix returns the longest common prefix of the names that ends with '-'
