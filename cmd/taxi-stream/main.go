@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -36,7 +37,7 @@ func newCommand() *cobra.Command {
 		brokers, guarantee, logFormat, logLevel, instance, stateDir string
 		windowSize, slide, delay, commitInterval, sessionTimeout    time.Duration
 		topicWait                                                   time.Duration
-		dynamicMembership, hotStandby                               bool
+		dynamicMembership, hotStandby, describe                     bool
 		quantile                                                    float64
 		sample, windowsPartitions, replication                      int
 		cfg                                                         topology.Config
@@ -80,6 +81,10 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 				return cli.Usagef("--watermark-*: %w", err)
 			}
 			cfg.WindowsPartitions = windowsPartitions
+			if describe {
+				_, err := fmt.Fprint(cmd.OutOrStdout(), topology.Describe(cfg.WithDefaults()))
+				return err
+			}
 			if stateDir == "" {
 				stateDir = filepath.Join(os.TempDir(), "taxi-stream-state", instance)
 			}
@@ -125,6 +130,7 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 	f.DurationVar(&commitInterval, "commit-interval", 100*time.Millisecond, "how often offsets, state and outputs are committed (Kafka Streams commit.interval.ms)")
 	f.DurationVar(&sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent instance before moving its partitions (session.timeout.ms; at least the broker's group.min.session.timeout.ms, 6s unless changed)")
 	f.BoolVar(&dynamicMembership, "dynamic-membership", false, "join the consumer groups without a group.instance.id; by default an instance is a static member (KIP-345) named by --instance-id, so a restart within --session-timeout gets its partitions back without a rebalance")
+	f.BoolVar(&describe, "describe", false, "print the topology these flags declare (groups, topics, window, watermark) and exit without connecting to Kafka")
 	f.BoolVar(&hotStandby, "hot-standby", false, "keep a read_committed copy of every windows state partition this instance does not own, so that a failed instance's partitions resume after restoring only the last changelog records (goka WithHotStandby; Kafka Streams num.standby.replicas); default false")
 	f.StringVar(&instance, "instance-id", "taxi-stream-"+host, "this instance's stable name (transactional ids); keep it across restarts")
 	f.StringVar(&stateDir, "state-dir", "", "local state (LevelDB) directory (default $TMPDIR/taxi-stream-state/<instance-id>; Kafka Streams state.dir)")

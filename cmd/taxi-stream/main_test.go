@@ -5,8 +5,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
+	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology"
 )
 
 // TestUsageErrorsExit2: bad flags, arguments and flag values are usage errors,
@@ -55,5 +58,28 @@ func TestReplicationIsAnInt(t *testing.T) {
 func TestHelpStatesEachDefaultOnce(t *testing.T) {
 	for _, p := range cli.RepeatedDefaults(newCommand()) {
 		t.Error(p)
+	}
+}
+
+// --describe prints the topology the flags declare (topology.Describe, whose format
+// topology's golden file pins), without Kafka.
+func TestDescribePrintsTheFlagsTopology(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	cmd := newCommand()
+	cmd.SetOut(&stdout)
+	code := cli.Run(context.Background(), "taxi-stream", cmd, []string{"--describe", "--app", "nyc", "--window", "2h", "--slide", "30m",
+		"--results-topic", "res", "--brokers", "127.0.0.1:1"}, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	want := topology.Describe(topology.Config{App: "nyc", Topics: topology.Topics{Results: "res"},
+		Window: window.Spec{Size: 2 * time.Hour, Slide: 30 * time.Minute}}.WithDefaults())
+	if stdout.String() != want {
+		t.Errorf("--describe printed\n%s\nwant\n%s", stdout.String(), want)
+	}
+	for _, line := range []string{"group nyc-ingest", "  input   nyc-windows-repartition", "  output  res", "window 2h0m0s slide 30m0s"} {
+		if !strings.Contains(stdout.String(), line) {
+			t.Errorf("--describe output lacks %q", line)
+		}
 	}
 }
