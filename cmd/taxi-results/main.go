@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -29,7 +30,7 @@ func newCommand() *cobra.Command {
 	var (
 		brokers, topic, format string
 		fromNow                bool
-		idle                   time.Duration
+		idle, topicWait        time.Duration
 		sec                    cli.Security
 	)
 	cmd := &cobra.Command{
@@ -52,7 +53,8 @@ func newCommand() *cobra.Command {
 				return err
 			}
 			// The context ends at SIGTERM/SIGINT (cli.Main): a clean stop.
-			return sec.Explain(run(cmd.Context(), results.FollowConfig{Brokers: bl, Topic: topic, FromNewest: fromNow, Sarama: sec.Sarama(eos.DefaultSaramaConfig)}, format, idle))
+			return sec.Explain(run(cmd.Context(), results.FollowConfig{Brokers: bl, Topic: topic, FromNewest: fromNow,
+				Sarama: sec.Sarama(eos.DefaultSaramaConfig), TopicWait: cmp.Or(topicWait, -1)}, format, idle))
 		},
 	}
 	f := cmd.Flags()
@@ -60,6 +62,7 @@ func newCommand() *cobra.Command {
 	f.StringVar(&topic, "topic", topology.DefaultTopics().Results, "results topic")
 	f.StringVar(&format, "format", "table", "table (one console table per window) or json (one JSON line per window and borough)")
 	f.BoolVar(&fromNow, "from-now", false, "start at the end of the topic instead of its beginning")
+	f.DurationVar(&topicWait, "topic-wait", 2*time.Minute, "how long to wait for the results topic to exist (the processor creates it) before failing; 0 waits as long as it takes")
 	f.DurationVar(&idle, "exit-after-idle", 0, "stop when no result has arrived for this long (0: follow forever)")
 	sec.Register(f)
 	cli.UseEnv(cmd, envPrefix)

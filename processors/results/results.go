@@ -4,6 +4,7 @@
 package results
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,10 @@ type FollowConfig struct {
 	FromNewest bool
 	// Sarama returns a base client config (version, TLS/SASL).
 	Sarama func() *sarama.Config
+	// TopicWait bounds how long Follow waits for the topic to exist (a reader
+	// started before the processor has created it). Default (0) 2 minutes;
+	// negative: as long as it takes.
+	TopicWait time.Duration
 }
 
 // Record is one result as read from the topic.
@@ -48,9 +53,9 @@ func Follow(ctx context.Context, cfg FollowConfig, fn func(Record, error)) error
 		return fmt.Errorf("results: connect to %v: %w", cfg.Brokers, err)
 	}
 	defer consumer.Close()
-	parts, err := consumer.Partitions(cfg.Topic)
+	parts, err := waitForTopic(ctx, consumer, cfg.Topic, cmp.Or(cfg.TopicWait, 2*time.Minute))
 	if err != nil {
-		return fmt.Errorf("results: topic %s: %w", cfg.Topic, err)
+		return err
 	}
 	start := sarama.OffsetOldest
 	if cfg.FromNewest {
@@ -95,6 +100,28 @@ func Follow(ctx context.Context, cfg FollowConfig, fn func(Record, error)) error
 		return nil
 	}
 	return ctx.Err()
+}
+
+// waitForTopic returns the topic's partitions once it exists, polling its metadata.
+func waitForTopic(ctx context.Context, consumer sarama.Consumer, topic string, wait time.Duration) ([]int32, error) {
+	start := time.Now()
+	for {
+		parts, err := consumer.Partitions(topic)
+		if err == nil && len(parts) > 0 {
+			return parts, nil
+		}
+		if !errors.Is(err, sarama.ErrUnknownTopicOrPartition) && err != nil {
+			return nil, fmt.Errorf("results: topic %s: %w", topic, err)
+		}
+		if wait >= 0 && time.Since(start) >= wait {
+			return nil, fmt.Errorf("results: topic %s does not exist (waited %s; --topic-wait): is the processor running with this --results-topic? %w", topic, wait, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // Grouper collects results per window and hands a window over once no result for

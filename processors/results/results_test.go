@@ -1,8 +1,13 @@
 package results
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
 
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
 	"github.com/taxi-stream/taxi-stream/processors/window"
@@ -47,5 +52,38 @@ func TestGrouperHandsOverWindowsOldestFirstSortedByBorough(t *testing.T) {
 	}
 	if len(g.Ready(true)) != 0 {
 		t.Fatal("windows handed over twice")
+	}
+}
+
+// partitionsAfter is a consumer whose topic appears after n metadata look-ups.
+type partitionsAfter struct {
+	sarama.Consumer
+	n, calls int
+}
+
+func (c *partitionsAfter) Partitions(string) ([]int32, error) {
+	c.calls++
+	if c.calls <= c.n {
+		return nil, sarama.ErrUnknownTopicOrPartition
+	}
+	return []int32{0, 1}, nil
+}
+
+// A reader started before the processor created the results topic waits for it;
+// past the wait it fails naming the topic and the flag.
+func TestWaitForTopic(t *testing.T) {
+	c := &partitionsAfter{n: 2}
+	parts, err := waitForTopic(context.Background(), c, "res", time.Minute)
+	if err != nil || len(parts) != 2 || c.calls != 3 {
+		t.Fatalf("parts %v, err %v after %d look-ups; want the partitions on the 3rd", parts, err, c.calls)
+	}
+	_, err = waitForTopic(context.Background(), &partitionsAfter{n: 1 << 30}, "res", 600*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "topic res does not exist") || !strings.Contains(err.Error(), "--topic-wait") {
+		t.Errorf("err = %v, want the topic and --topic-wait named", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := waitForTopic(ctx, &partitionsAfter{n: 1 << 30}, "res", -1); !errors.Is(err, context.Canceled) {
+		t.Errorf("a negative wait ends only with the context: %v", err)
 	}
 }
