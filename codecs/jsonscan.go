@@ -329,3 +329,132 @@ func (s *scanner) readFieldValue() (kind valueKind, text []byte, escaped bool, o
 		return valueOther, nil, false, s.skipValue(0)
 	}
 }
+
+// objectScanner walks the members of one flat JSON object: the ride message. It is the one
+// parser of ride messages; DecodeRideFacts (the processor's hot path) and DecodeTrip (the full
+// row) are front ends that only decide what to do with each member. Use:
+//
+//	o := objectScanner{scanner: scanner{data: data}}
+//	if err := o.open(); err != nil { ... }
+//	for {
+//		key, raw, ok := o.next()
+//		if !ok {
+//			break
+//		}
+//		// Read the value exactly once with o.value or o.skip; break when they report false.
+//	}
+//	if err := o.end(); err != nil { ... } // syntax errors, wherever they were
+//
+// Syntax errors are *InvalidRideError with ReasonNotJSON and the byte offset. It does not
+// allocate except for an error. (The input is set in the literal, and names and errors are
+// returned, not kept in o: the compiler's escape analysis would otherwise move o or the input to
+// the heap.)
+type objectScanner struct {
+	scanner
+	started bool
+	failed  bool // a syntax error at failPos; next returns false once it is set
+	failPos int
+	keyBuf  [64]byte
+}
+
+// open starts at the object's opening brace. Its errors are about the whole message: empty,
+// not an object, not JSON.
+func (o *objectScanner) open() *InvalidRideError {
+	switch o.peek() {
+	case 0:
+		return &InvalidRideError{Reason: ReasonEmpty}
+	case '{':
+		o.pos++
+		return nil
+	}
+	if o.skipValue(0) && o.peek() == 0 {
+		return &InvalidRideError{Reason: ReasonNotObject}
+	}
+	o.syntaxAt(o.pos)
+	return o.end()
+}
+
+// next reads the separator before the next member (none before the first), its name and the
+// colon, leaving the value to value or skip. It returns the name with escapes decoded (nil if
+// an escape decodes to non-ASCII or the name is longer than keyBuf: no column name is either;
+// valid until the next call) and as written (raw), and false at the closing brace and after a
+// syntax error.
+func (o *objectScanner) next() (key, raw []byte, ok bool) {
+	if o.failed {
+		return nil, nil, false
+	}
+	// peek is inlined; consume is not, and this runs once per member.
+	c := o.peek()
+	if c == '}' {
+		o.pos++
+		return nil, nil, false
+	}
+	if o.started {
+		if c != ',' {
+			o.syntaxAt(o.pos)
+			return nil, nil, false
+		}
+		o.pos++
+		c = o.peek()
+	}
+	o.started = true
+	if c != '"' {
+		o.syntaxAt(o.pos)
+		return nil, nil, false
+	}
+	raw, escaped, ok := o.readString()
+	if !ok {
+		o.syntaxAt(o.pos)
+		return nil, nil, false
+	}
+	if o.peek() != ':' {
+		o.syntaxAt(o.pos)
+		return nil, nil, false
+	}
+	o.pos++
+	key = raw
+	if escaped {
+		key = unescapeASCII(raw, o.keyBuf[:])
+	}
+	o.skipSpace()
+	return key, raw, true
+}
+
+// value reads the current member's value (see readFieldValue). Number text is not checked
+// here: the caller parses it and reports bad text with badNumber. ok is false after a syntax
+// error.
+func (o *objectScanner) value() (kind valueKind, text []byte, escaped bool, ok bool) {
+	if kind, text, escaped, ok = o.readFieldValue(); !ok {
+		o.failed, o.failPos = true, o.pos // no earlier error: next returned true
+	}
+	return
+}
+
+// skip skips and validates the current member's value; false after a syntax error.
+func (o *objectScanner) skip() bool {
+	ok := o.skipValue(0)
+	if !ok {
+		o.failed, o.failPos = true, o.pos // no earlier error: next returned true
+	}
+	return ok
+}
+
+// badNumber reports that text, the number just returned by value, is not a JSON number.
+func (o *objectScanner) badNumber(text []byte) { o.syntaxAt(o.pos - len(text)) }
+
+func (o *objectScanner) syntaxAt(pos int) {
+	if !o.failed {
+		o.failed, o.failPos = true, pos
+	}
+}
+
+// end checks that only spaces follow the object and returns the syntax error, if any.
+func (o *objectScanner) end() *InvalidRideError {
+	if !o.failed && o.peek() != 0 {
+		o.syntaxAt(o.pos)
+	}
+	if o.failed {
+		return &InvalidRideError{Reason: ReasonNotJSON, Offset: o.failPos}
+	}
+	return nil
+}

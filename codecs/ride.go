@@ -98,127 +98,95 @@ const (
 // Errors are *InvalidRideError. A syntax error anywhere wins over a field error.
 //
 // Hot path: this is called once per ride. It is a single pass over the bytes with no
-// allocation on success (see BenchmarkDecodeRideFacts).
+// allocation on success (see BenchmarkDecodeRideFacts). DecodeTrip is the full-row front end of
+// the same parser (objectScanner).
 func DecodeRideFacts(data []byte, eventTimeField string) (RideFacts, error) {
 	var f RideFacts
-	s := scanner{data: data}
+	o := objectScanner{scanner: scanner{data: data}}
+	if err := o.open(); err != nil {
+		return RideFacts{}, err
+	}
 	var fieldErr *InvalidRideError
 	fail := func(field, reason string) {
 		if fieldErr == nil {
 			fieldErr = &InvalidRideError{Field: field, Reason: reason}
 		}
 	}
-	syntax := func() (RideFacts, error) {
-		return RideFacts{}, &InvalidRideError{Reason: ReasonNotJSON, Offset: s.pos}
-	}
-
-	switch s.peek() {
-	case 0:
-		return RideFacts{}, &InvalidRideError{Reason: ReasonEmpty}
-	case '{':
-		s.pos++
-	default:
-		if s.skipValue(0) && s.peek() == 0 {
-			return RideFacts{}, &InvalidRideError{Reason: ReasonNotObject}
-		}
-		return syntax()
-	}
 
 	var seen uint
-	var keyBuf [64]byte
-	if !s.consume('}') {
-		for {
-			if s.peek() != '"' {
-				return syntax()
-			}
-			raw, escaped, ok := s.readString()
-			if !ok {
-				return syntax()
-			}
-			key := raw
-			if escaped {
-				key = unescapeASCII(raw, keyBuf[:])
-			}
-			if !s.consume(':') {
-				return syntax()
-			}
-			s.skipSpace()
-
-			var want uint
-			if eventTimeField == "" {
-				if string(key) == "lpep_dropoff_datetime" || string(key) == "tpep_dropoff_datetime" {
-					want |= needEvent
-				}
-			} else if string(key) == eventTimeField {
+members:
+	for {
+		key, _, ok := o.next()
+		if !ok {
+			break
+		}
+		var want uint
+		if eventTimeField == "" {
+			if string(key) == "lpep_dropoff_datetime" || string(key) == "tpep_dropoff_datetime" {
 				want |= needEvent
 			}
-			isPassengers := false
-			switch string(key) {
-			case "lpep_pickup_datetime", "tpep_pickup_datetime":
-				want |= needPickup
-			case "PULocationID":
-				want |= needPU
-			case "passenger_count":
-				isPassengers = true
-			case "trip_distance":
-				want |= needDistance
-			case "fare_amount":
-				want |= needFare
-			case "tip_amount":
-				want |= needTip
-			case "total_amount":
-				want |= needTotal
-			}
+		} else if string(key) == eventTimeField {
+			want |= needEvent
+		}
+		isPassengers := false
+		switch string(key) {
+		case "lpep_pickup_datetime", "tpep_pickup_datetime":
+			want |= needPickup
+		case "PULocationID":
+			want |= needPU
+		case "passenger_count":
+			isPassengers = true
+		case "trip_distance":
+			want |= needDistance
+		case "fare_amount":
+			want |= needFare
+		case "tip_amount":
+			want |= needTip
+		case "total_amount":
+			want |= needTotal
+		}
 
-			if want == 0 && !isPassengers {
-				if !s.skipValue(0) {
-					return syntax()
-				}
-			} else {
-				kind, text, _, ok := s.readFieldValue()
-				if !ok {
-					return syntax()
-				}
-				seen |= want
-				switch {
-				case kind == valueNull && want == 0: // passenger_count may be null
-					f.PassengerCount = NullInt{}
-				case kind == valueNull:
-					fail(fieldName(key), ReasonNull)
-				case kind != valueNumber:
-					fail(fieldName(key), ReasonNotNumber)
-				default:
-					// One key can have two roles (the configured event-time field may be any
-					// field), so the integer and the fixed-point parts are independent.
-					if want&(needEvent|needPickup|needPU) != 0 || isPassengers {
-						v, err := integer(text)
-						if err == ErrNotNumber {
-							s.pos -= len(text)
-							return syntax()
-						}
-						f.decodeInteger(want, isPassengers, v, err, key, fail)
-					}
-					if want&(needDistance|needFare|needTip|needTotal) != 0 {
-						v, err := fixed2(text)
-						if err == ErrNotNumber {
-							s.pos -= len(text)
-							return syntax()
-						}
-						f.decodeFixed2(want, v, err, key, fail)
-					}
-				}
-			}
-
-			if s.consume('}') {
+		if want == 0 && !isPassengers {
+			if !o.skip() {
 				break
 			}
-			if !s.consume(',') {
-				return syntax()
+			continue
+		}
+		kind, text, _, ok := o.value()
+		if !ok {
+			break
+		}
+		seen |= want
+		switch {
+		case kind == valueNull && want == 0: // passenger_count may be null
+			f.PassengerCount = NullInt{}
+		case kind == valueNull:
+			fail(fieldName(key), ReasonNull)
+		case kind != valueNumber:
+			fail(fieldName(key), ReasonNotNumber)
+		default:
+			// One key can have two roles (the configured event-time field may be any field),
+			// so the integer and the fixed-point parts are independent.
+			if want&(needEvent|needPickup|needPU) != 0 || isPassengers {
+				v, err := integer(text)
+				if err == ErrNotNumber {
+					o.badNumber(text)
+					break members
+				}
+				f.decodeInteger(want, isPassengers, v, err, key, fail)
+			}
+			if want&(needDistance|needFare|needTip|needTotal) != 0 {
+				v, err := fixed2(text)
+				if err == ErrNotNumber {
+					o.badNumber(text)
+					break members
+				}
+				f.decodeFixed2(want, v, err, key, fail)
 			}
 		}
 	}
-	if s.peek() != 0 {
-		return syntax()
+	if err := o.end(); err != nil {
+		return RideFacts{}, err
 	}
 	if fieldErr != nil {
 		return RideFacts{}, fieldErr

@@ -119,86 +119,57 @@ func appendJSONString(dst []byte, s string) []byte {
 // column DOUBLE. For a null TypeCode column the source type cannot be seen; it is taken as
 // integer. So AppendTripJSON(DecodeTrip(b)) == b for every b that AppendTripJSON wrote.
 // Unknown keys are an error (ReasonUnknownField), as are keys of both flavors.
+//
+// It is DecodeRideFacts' parser (objectScanner, the same number parsing) with a front end that
+// keeps every column: for the replay's checks, tests and tools, not the processor's hot path.
 func DecodeTrip(data []byte) (Trip, error) {
 	var t Trip
-	s := scanner{data: data}
-	syntax := func() (Trip, error) {
-		return Trip{}, &InvalidRideError{Reason: ReasonNotJSON, Offset: s.pos}
-	}
-	switch s.peek() {
-	case 0:
-		return Trip{}, &InvalidRideError{Reason: ReasonEmpty}
-	case '{':
-		s.pos++
-	default:
-		if s.skipValue(0) && s.peek() == 0 {
-			return Trip{}, &InvalidRideError{Reason: ReasonNotObject}
-		}
-		return syntax()
+	o := objectScanner{scanner: scanner{data: data}}
+	if err := o.open(); err != nil {
+		return Trip{}, err
 	}
 	flavorSet := false
-	var keyBuf [64]byte
-	if !s.consume('}') {
-		for {
-			if s.peek() != '"' {
-				return syntax()
+	for {
+		key, raw, ok := o.next()
+		if !ok {
+			break
+		}
+		kind, text, escapedVal, ok := o.value()
+		if !ok {
+			break
+		}
+		c, flavor, implies, known := LookupColumn(string(key))
+		if !known {
+			return Trip{}, &InvalidRideError{Field: string(raw), Reason: ReasonUnknownField}
+		}
+		if implies {
+			if flavorSet && t.Layout.Flavor != flavor {
+				return Trip{}, &InvalidRideError{Field: string(key), Reason: ReasonMixedFlavor}
 			}
-			raw, escaped, ok := s.readString()
-			if !ok {
-				return syntax()
-			}
-			key := raw
-			if escaped {
-				key = unescapeASCII(raw, keyBuf[:])
-			}
-			if !s.consume(':') {
-				return syntax()
-			}
-			s.skipSpace()
-			kind, text, escapedVal, ok := s.readFieldValue()
-			if !ok {
-				return syntax()
-			}
-			c, flavor, implies, known := LookupColumn(string(key))
-			if !known {
-				return Trip{}, &InvalidRideError{Field: string(raw), Reason: ReasonUnknownField}
-			}
-			if implies {
-				if flavorSet && t.Layout.Flavor != flavor {
-					return Trip{}, &InvalidRideError{Field: string(key), Reason: ReasonMixedFlavor}
-				}
-				flavorSet = true
-				t.Layout.Flavor = flavor
-			}
-			if c == ColAirportFee {
-				t.Layout.AirportFeeCapital = string(key) == "Airport_fee"
-			}
-			t.Layout.Present = t.Layout.Present.With(c)
-			if err := t.setFromJSON(c, string(key), kind, text, escapedVal); err != nil {
-				if err.Reason == ReasonNotJSON {
-					s.pos -= len(text)
-					return syntax()
-				}
-				return Trip{}, err
-			}
-			if s.consume('}') {
+			flavorSet = true
+			t.Layout.Flavor = flavor
+		}
+		if c == ColAirportFee {
+			t.Layout.AirportFeeCapital = string(key) == "Airport_fee"
+		}
+		t.Layout.Present = t.Layout.Present.With(c)
+		if err := t.setFromJSON(c, string(key), kind, text, escapedVal); err != nil {
+			if err.Reason == ReasonNotJSON {
+				o.badNumber(text)
 				break
 			}
-			if !s.consume(',') {
-				return syntax()
-			}
+			return Trip{}, err
 		}
 	}
-	if s.peek() != 0 {
-		return syntax()
+	if err := o.end(); err != nil {
+		return Trip{}, err
 	}
 	return t, nil
 }
 
 func (t *Trip) setFromJSON(c Column, name string, kind valueKind, text []byte, escaped bool) *InvalidRideError {
 	bad := func(reason string) *InvalidRideError { return &InvalidRideError{Field: name, Reason: reason} }
-	var d decimal
-	if kind == valueNumber && !parseDecimal(text, &d) {
+	if kind == valueNumber && !validNumber(text) {
 		return bad(ReasonNotJSON)
 	}
 	switch c.Type() {
@@ -238,7 +209,7 @@ func (t *Trip) setFromJSON(c Column, name string, kind valueKind, text []byte, e
 		case valueNull:
 			*t.IntField(c) = NullInt{}
 		case valueNumber:
-			v, err := d.integer()
+			v, err := integer(text) // the number parser of DecodeRideFacts
 			switch {
 			case err == ErrNotInteger:
 				return bad(ReasonNotInteger)

@@ -136,17 +136,3 @@ func DecodeZone(data []byte) (Zone, error) {
 	}
 	return z, nil
 }
-
-// ZoneCodec is the Codec of the taxi-zones topic values.
-type ZoneCodec struct{}
-
-// Encode returns the zone's JSON.
-func (ZoneCodec) Encode(z Zone) ([]byte, error) {
-	if z.LocationID <= 0 || int64(z.LocationID) > MaxLocationID {
-		return nil, fmt.Errorf("zone json: LocationID %d out of range, want 1..%d", z.LocationID, MaxLocationID)
-	}
-	return AppendZoneJSON(nil, z), nil
-}
-
-// Decode parses a zone's JSON (DecodeZone).
-func (ZoneCodec) Decode(data []byte) (Zone, error) { return DecodeZone(data) }

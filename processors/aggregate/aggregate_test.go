@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/taxi-stream/taxi-stream/codecs"
 	"github.com/taxi-stream/taxi-stream/processors/watermark"
 	"github.com/taxi-stream/taxi-stream/processors/window"
 )
@@ -553,7 +553,7 @@ func TestPartialEncoding(t *testing.T) {
 // withCRC appends a valid checksum to body, so that the decoder's other
 // checks are reached.
 func withCRC(body []byte) []byte {
-	return binary.LittleEndian.AppendUint32(slices.Clone(body), crc32.Checksum(body, castagnoli))
+	return binary.LittleEndian.AppendUint32(slices.Clone(body), codecs.CRC32C(body))
 }
 
 func TestEncodingCorruptRejected(t *testing.T) {

@@ -4,11 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"slices"
 	"strings"
 
+	"github.com/taxi-stream/taxi-stream/codecs"
 	"github.com/taxi-stream/taxi-stream/processors/window"
 )
 
@@ -37,8 +37,6 @@ const (
 	magicPartial = 'P'
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // ErrCorrupt is wrapped by every UnmarshalBinary error about the bytes.
 var ErrCorrupt = errors.New("corrupt aggregate encoding")
 
@@ -64,7 +62,7 @@ func (s *State) AppendBinary(b []byte) ([]byte, error) {
 		b = binary.AppendVarint(b, s.watermarks[p])
 	}
 	b = appendEntries(b, s.Entries())
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
+	return binary.LittleEndian.AppendUint32(b, codecs.CRC32C(b[start:])), nil
 }
 
 // UnmarshalBinary replaces s with a state encoded by MarshalBinary. Corrupt
@@ -75,27 +73,27 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	if err != nil {
 		return err
 	}
-	switch flags := r.byte("flags"); flags {
+	switch flags := r.Byte("flags"); flags {
 	case 0:
 	case 1:
-		n.closedMs, n.hasClosed = r.varint("closed watermark"), true
+		n.closedMs, n.hasClosed = r.Varint("closed watermark"), true
 	default:
-		r.fail(fmt.Errorf("unknown flags %#x", flags))
+		r.Fail(fmt.Errorf("unknown flags %#x", flags))
 	}
 	count := r.count("watermarks", 2)
 	prevPart := int64(-1)
-	for i := 0; i < count && r.err == nil; i++ {
-		p := r.varint("partition")
-		ms := r.varint("watermark")
-		if r.err != nil {
+	for i := 0; i < count && r.Err == nil; i++ {
+		p := r.Varint("partition")
+		ms := r.Varint("watermark")
+		if r.Err != nil {
 			break
 		}
 		if p < 0 || p > math.MaxInt32 {
-			r.fail(fmt.Errorf("watermark %d: partition %d out of range", i, p))
+			r.Fail(fmt.Errorf("watermark %d: partition %d out of range", i, p))
 			break
 		}
 		if p <= prevPart {
-			r.fail(fmt.Errorf("watermark %d: partition %d not after %d", i, p, prevPart))
+			r.Fail(fmt.Errorf("watermark %d: partition %d not after %d", i, p, prevPart))
 			break
 		}
 		if n.watermarks == nil {
@@ -107,7 +105,7 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	entries := r.entries()
 	for i, e := range entries {
 		if n.hasClosed && e.Window.EndMs <= n.closedMs {
-			r.fail(fmt.Errorf("cell %d: window %v open although closed through %s", i, e.Window, window.FormatWallClock(n.closedMs)))
+			r.Fail(fmt.Errorf("cell %d: window %v open although closed through %s", i, e.Window, window.FormatWallClock(n.closedMs)))
 			break
 		}
 		if n.open == nil {
@@ -141,7 +139,7 @@ func (p Partial) AppendBinary(b []byte) ([]byte, error) {
 		b = append(b, 0)
 	}
 	b = appendEntries(b, canonical(p.Entries))
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
+	return binary.LittleEndian.AppendUint32(b, codecs.CRC32C(b[start:])), nil
 }
 
 // UnmarshalBinary replaces p with a partial encoded by MarshalBinary.
@@ -152,17 +150,17 @@ func (p *Partial) UnmarshalBinary(data []byte) error {
 	if err != nil {
 		return err
 	}
-	part := r.varint("partition")
-	if r.err == nil && (part < math.MinInt32 || part > math.MaxInt32) {
-		r.fail(fmt.Errorf("partition %d out of range", part))
+	part := r.Varint("partition")
+	if r.Err == nil && (part < math.MinInt32 || part > math.MaxInt32) {
+		r.Fail(fmt.Errorf("partition %d out of range", part))
 	}
 	n.Partition = int32(part)
-	switch flags := r.byte("flags"); flags {
+	switch flags := r.Byte("flags"); flags {
 	case 0:
 	case 1:
-		n.Watermark, n.HasWatermark = r.varint("watermark"), true
+		n.Watermark, n.HasWatermark = r.Varint("watermark"), true
 	default:
-		r.fail(fmt.Errorf("unknown flags %#x", flags))
+		r.Fail(fmt.Errorf("unknown flags %#x", flags))
 	}
 	n.Entries = r.entries()
 	if err := r.finish("partial"); err != nil {
@@ -238,10 +236,9 @@ func appendEntries(b []byte, entries []Entry) []byte {
 	return b
 }
 
-// decoder reads varints and remembers the first error.
+// decoder is codecs.BinaryReader plus the input size for messages.
 type decoder struct {
-	buf  []byte
-	err  error
+	codecs.BinaryReader
 	size int // of the whole input, for messages
 }
 
@@ -250,76 +247,31 @@ func openEncoding(data []byte, magic byte, what string) (*decoder, error) {
 		return nil, fmt.Errorf("%w: %s of %d bytes: too short", ErrCorrupt, what, len(data))
 	}
 	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
-	if got := crc32.Checksum(body, castagnoli); got != sum {
+	if got := codecs.CRC32C(body); got != sum {
 		return nil, fmt.Errorf("%w: %s of %d bytes: checksum %08x, want %08x", ErrCorrupt, what, len(data), got, sum)
 	}
 	if body[0] != magic || body[1] != encodingVersion {
 		return nil, fmt.Errorf("%w: %s of %d bytes: header %q %d, want %q %d", ErrCorrupt, what, len(data), body[0], body[1], magic, encodingVersion)
 	}
-	return &decoder{buf: body[2:], size: len(data)}, nil
-}
-
-func (r *decoder) fail(err error) {
-	if r.err == nil {
-		r.err = err
-	}
+	return &decoder{BinaryReader: codecs.BinaryReader{Buf: body[2:]}, size: len(data)}, nil
 }
 
 func (r *decoder) finish(what string) error {
-	if r.err == nil && len(r.buf) != 0 {
-		r.err = fmt.Errorf("%d trailing bytes", len(r.buf))
+	if r.Err == nil && len(r.Buf) != 0 {
+		r.Err = fmt.Errorf("%d trailing bytes", len(r.Buf))
 	}
-	if r.err != nil {
-		return fmt.Errorf("%w: %s of %d bytes: %w", ErrCorrupt, what, r.size, r.err)
+	if r.Err != nil {
+		return fmt.Errorf("%w: %s of %d bytes: %w", ErrCorrupt, what, r.size, r.Err)
 	}
 	return nil
-}
-
-func (r *decoder) byte(what string) byte {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.buf) == 0 {
-		r.fail(fmt.Errorf("missing %s", what))
-		return 0
-	}
-	c := r.buf[0]
-	r.buf = r.buf[1:]
-	return c
-}
-
-func (r *decoder) uvarint(what string) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.buf)
-	if n <= 0 {
-		r.fail(fmt.Errorf("bad varint for %s", what))
-		return 0
-	}
-	r.buf = r.buf[n:]
-	return v
-}
-
-func (r *decoder) varint(what string) int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.buf)
-	if n <= 0 {
-		r.fail(fmt.Errorf("bad varint for %s", what))
-		return 0
-	}
-	r.buf = r.buf[n:]
-	return v
 }
 
 // count reads a length whose items take at least minBytes each, so a
 // corrupt length cannot make the decoder allocate more than the input.
 func (r *decoder) count(what string, minBytes int) int {
-	n := r.uvarint(what)
-	if r.err == nil && n > uint64(len(r.buf)/minBytes) {
-		r.fail(fmt.Errorf("%d %s do not fit in %d bytes", n, what, len(r.buf)))
+	n := r.Uvarint(what)
+	if r.Err == nil && n > uint64(len(r.Buf)/minBytes) {
+		r.Fail(fmt.Errorf("%d %s do not fit in %d bytes", n, what, len(r.Buf)))
 		return 0
 	}
 	return int(n)
@@ -329,18 +281,18 @@ func (r *decoder) count(what string, minBytes int) int {
 func (r *decoder) entries() []Entry {
 	nb := r.count("boroughs", 1)
 	boroughs := make([]string, 0, nb)
-	for i := 0; i < nb && r.err == nil; i++ {
-		l := r.uvarint("borough length")
-		if r.err == nil && l > uint64(len(r.buf)) {
-			r.fail(fmt.Errorf("borough %d: length %d exceeds the %d bytes left", i, l, len(r.buf)))
+	for i := 0; i < nb && r.Err == nil; i++ {
+		l := r.Uvarint("borough length")
+		if r.Err == nil && l > uint64(len(r.Buf)) {
+			r.Fail(fmt.Errorf("borough %d: length %d exceeds the %d bytes left", i, l, len(r.Buf)))
 		}
-		if r.err != nil {
+		if r.Err != nil {
 			break
 		}
-		name := string(r.buf[:l])
-		r.buf = r.buf[l:]
+		name := string(r.Buf[:l])
+		r.Buf = r.Buf[l:]
 		if i > 0 && strings.Compare(boroughs[i-1], name) >= 0 {
-			r.fail(fmt.Errorf("borough %d %q not after %q", i, name, boroughs[i-1]))
+			r.Fail(fmt.Errorf("borough %d %q not after %q", i, name, boroughs[i-1]))
 		}
 		boroughs = append(boroughs, name)
 	}
@@ -349,43 +301,43 @@ func (r *decoder) entries() []Entry {
 	var out []Entry
 	prevStart := int64(0)
 	var prev window.Window
-	for i := 0; i < nw && r.err == nil; i++ {
-		start := prevStart + r.varint("window start")
-		size := r.uvarint("window size")
+	for i := 0; i < nw && r.Err == nil; i++ {
+		start := prevStart + r.Varint("window start")
+		size := r.Uvarint("window size")
 		nc := r.count("cells", 8)
-		if r.err != nil {
+		if r.Err != nil {
 			break
 		}
 		if size == 0 || size > math.MaxInt64 || start > math.MaxInt64-int64(size) {
-			r.fail(fmt.Errorf("window %d: size %d at start %d out of range", i, size, start))
+			r.Fail(fmt.Errorf("window %d: size %d at start %d out of range", i, size, start))
 			break
 		}
 		w := window.Window{StartMs: start, EndMs: start + int64(size)}
 		if i > 0 && (w.StartMs < prev.StartMs || w.StartMs == prev.StartMs && w.EndMs <= prev.EndMs) {
-			r.fail(fmt.Errorf("window %d %v not after %v", i, w, prev))
+			r.Fail(fmt.Errorf("window %d %v not after %v", i, w, prev))
 			break
 		}
 		if nc == 0 {
-			r.fail(fmt.Errorf("window %d %v without cells", i, w))
+			r.Fail(fmt.Errorf("window %d %v without cells", i, w))
 			break
 		}
 		prevIdx := -1
-		for j := 0; j < nc && r.err == nil; j++ {
-			idx := r.uvarint("borough index")
+		for j := 0; j < nc && r.Err == nil; j++ {
+			idx := r.Uvarint("borough index")
 			var v [7]int64
 			for k := range v {
-				v[k] = r.varint("sum")
+				v[k] = r.Varint("sum")
 			}
-			if r.err != nil {
+			if r.Err != nil {
 				break
 			}
 			if idx >= uint64(len(boroughs)) || int(idx) <= prevIdx {
-				r.fail(fmt.Errorf("window %v cell %d: borough index %d invalid or not ascending", w, j, idx))
+				r.Fail(fmt.Errorf("window %v cell %d: borough index %d invalid or not ascending", w, j, idx))
 				break
 			}
 			s := Sums{v[0], v[1], v[2], v[3], v[4], v[5], v[6]}
 			if s.Count < 0 || s.PassengerCount < 0 || s.PassengerCount > s.Count {
-				r.fail(fmt.Errorf("window %v borough %q: impossible counts %+v", w, boroughs[idx], s))
+				r.Fail(fmt.Errorf("window %v borough %q: impossible counts %+v", w, boroughs[idx], s))
 				break
 			}
 			prevIdx = int(idx)
@@ -394,10 +346,10 @@ func (r *decoder) entries() []Entry {
 		}
 		prevStart, prev = start, w
 	}
-	if r.err == nil {
+	if r.Err == nil {
 		for i, u := range used {
 			if !u {
-				r.fail(fmt.Errorf("borough %q listed but not used", boroughs[i]))
+				r.Fail(fmt.Errorf("borough %q listed but not used", boroughs[i]))
 				break
 			}
 		}

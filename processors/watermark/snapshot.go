@@ -4,9 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"slices"
+
+	"github.com/taxi-stream/taxi-stream/codecs"
 )
 
 // Snapshot layout (version 1), all integers varints:
@@ -33,8 +34,6 @@ const (
 	modeBits = 2
 	modeMask = 3 << modeBits
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // MarshalBinary encodes the whole state: mode, watermark, max event time and
 // the window of event times. The encoding is deterministic.
@@ -76,7 +75,7 @@ func (t *Tracker) AppendBinary(b []byte) ([]byte, error) {
 			prev = v
 		}
 	}
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
+	return binary.LittleEndian.AppendUint32(b, codecs.CRC32C(b[start:])), nil
 }
 
 // UnmarshalBinary replaces the state of t (created by New) with a snapshot
@@ -120,7 +119,7 @@ func decodeSnapshot(data []byte) (snapshot, error) {
 		return s, errors.New("too short")
 	}
 	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
-	if got := crc32.Checksum(body, castagnoli); got != sum {
+	if got := codecs.CRC32C(body); got != sum {
 		return s, fmt.Errorf("checksum %08x, want %08x", got, sum)
 	}
 	if body[0] != snapshotVersion {
@@ -135,26 +134,26 @@ func decodeSnapshot(data []byte) (snapshot, error) {
 	if s.mode > ModeFinal {
 		return s, fmt.Errorf("unknown mode %d", s.mode)
 	}
-	r := reader{buf: body[2:]}
+	r := codecs.BinaryReader{Buf: body[2:]}
 	if s.hasWM {
-		s.wm = r.varint("watermark")
+		s.wm = r.Varint("watermark")
 	}
 	if s.hasMax {
-		s.max = r.varint("max")
+		s.max = r.Varint("max")
 	}
-	n := r.uvarint("ring length")
-	if r.err == nil && n > uint64(len(r.buf)) { // every value takes >= 1 byte
-		return s, fmt.Errorf("ring length %d exceeds the %d bytes left", n, len(r.buf))
+	n := r.Uvarint("ring length")
+	if r.Err == nil && n > uint64(len(r.Buf)) { // every value takes >= 1 byte
+		return s, fmt.Errorf("ring length %d exceeds the %d bytes left", n, len(r.Buf))
 	}
 	if n > 0 {
-		unit := r.uvarint("unit")
-		if r.err == nil && (unit == 0 || unit > math.MaxInt64) {
+		unit := r.Uvarint("unit")
+		if r.Err == nil && (unit == 0 || unit > math.MaxInt64) {
 			return s, fmt.Errorf("unit %d out of range", unit)
 		}
 		s.ring = make([]int64, 0, n)
 		var prev int64
-		for i := uint64(0); i < n && r.err == nil; i++ {
-			v := prev + r.varint("ring value") // wraps like the encoder
+		for i := uint64(0); i < n && r.Err == nil; i++ {
+			v := prev + r.Varint("ring value") // wraps like the encoder
 			if u := int64(unit); u > 1 && (v > math.MaxInt64/u || v < math.MinInt64/u) {
 				return s, fmt.Errorf("ring value %d: %d×%d overflows int64", i, v, unit)
 			}
@@ -163,10 +162,10 @@ func decodeSnapshot(data []byte) (snapshot, error) {
 		}
 	}
 	switch {
-	case r.err != nil:
-		return s, r.err
-	case len(r.buf) != 0:
-		return s, fmt.Errorf("%d trailing bytes", len(r.buf))
+	case r.Err != nil:
+		return s, r.Err
+	case len(r.Buf) != 0:
+		return s, fmt.Errorf("%d trailing bytes", len(r.Buf))
 	case s.mode != ModeData && len(s.ring) > 0:
 		return s, fmt.Errorf("mode %v with %d ring values", s.mode, len(s.ring))
 	case s.mode != ModeData && !s.hasWM:
@@ -182,37 +181,6 @@ func decodeSnapshot(data []byte) (snapshot, error) {
 		}
 	}
 	return s, nil
-}
-
-type reader struct {
-	buf []byte
-	err error
-}
-
-func (r *reader) uvarint(what string) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.buf)
-	if n <= 0 {
-		r.err = fmt.Errorf("bad varint for %s", what)
-		return 0
-	}
-	r.buf = r.buf[n:]
-	return v
-}
-
-func (r *reader) varint(what string) int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.buf)
-	if n <= 0 {
-		r.err = fmt.Errorf("bad varint for %s", what)
-		return 0
-	}
-	r.buf = r.buf[n:]
-	return v
 }
 
 func absU(v int64) uint64 {

@@ -3,7 +3,6 @@ package watermark
 import (
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/taxi-stream/taxi-stream/codecs"
 )
 
 const minute = int64(time.Minute / time.Millisecond)
@@ -410,7 +411,7 @@ func TestSnapshotShrinkWindow(t *testing.T) {
 
 // withCRC replaces the checksum of a snapshot body.
 func withCRC(body []byte) []byte {
-	return binary.LittleEndian.AppendUint32(slices.Clone(body), crc32.Checksum(body, castagnoli))
+	return binary.LittleEndian.AppendUint32(slices.Clone(body), codecs.CRC32C(body))
 }
 
 func TestSnapshotCorruptRejected(t *testing.T) {

@@ -41,11 +41,10 @@ type Sorter struct {
 	keys []runKey
 
 	// Spilled runs, a stack whose levels never increase towards the top (see cascade).
-	runs     []*spillRun
-	spilled  int // runs written at level 0
-	final    merger
-	closed   bool
-	finished bool
+	runs    []*spillRun
+	spilled int // runs written at level 0
+	final   merger
+	closed  bool
 }
 
 var _ Iterator = (*Sorter)(nil)

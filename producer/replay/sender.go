@@ -48,7 +48,6 @@ type sender struct {
 	failed   *atomic.Bool
 
 	rs   kafkaio.Records
-	num  []byte // scratch for decimal headers
 	done chan struct{}
 }
 

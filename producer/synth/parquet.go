@@ -327,7 +327,7 @@ func (g *Generator) WriteParquet(ctx context.Context, w io.Writer, opts ...Write
 	defer cancel()
 
 	cw := &countingWriter{w: w}
-	pw := parquet.NewWriter(cw,
+	pw := parquet.NewGenericWriter[any](cw,
 		Schema(),
 		parquet.Compression(g.cfg.Compression.codec()),
 		createdBy(CreatedBy),
@@ -433,7 +433,7 @@ type columnEncoder struct {
 	yes, no []byte
 }
 
-func newColumnEncoder(pw *parquet.Writer, workers int) (*columnEncoder, error) {
+func newColumnEncoder(pw *parquet.GenericWriter[any], workers int) (*columnEncoder, error) {
 	columns := pw.ColumnWriters()
 	if len(columns) != numColumns {
 		return nil, fmt.Errorf("synth: schema has %d columns, want %d", len(columns), numColumns)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	kafka "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 )
@@ -149,24 +150,27 @@ func (a *Admin) EnsureTopic(ctx context.Context, spec TopicSpec) (partitions int
 func (a *Admin) WaitReady(ctx context.Context, topic string) (TopicInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	for {
-		info, err := a.Describe(ctx, topic)
+	var info TopicInfo
+	var last error
+	err := backoff.Retry(func() error {
+		var err error
+		info, err = a.Describe(ctx, topic)
 		if err == nil && !info.Ready {
 			err = errors.New("not every partition has a leader")
 		}
 		if err == nil {
 			// The metadata can name a leader a moment before that broker serves the
 			// partition: ask every leader for the partition's offsets too.
-			if _, err = a.Tails(ctx, topic, info.Partitions); err == nil {
-				return info, nil
-			}
+			_, err = a.Tails(ctx, topic, info.Partitions)
 		}
-		select {
-		case <-ctx.Done():
-			return info, fmt.Errorf("topic %s not ready: %w", topic, err)
-		case <-time.After(100 * time.Millisecond):
-		}
+		last = err
+		return err
+	}, backoff.WithContext(backoff.NewConstantBackOff(100*time.Millisecond), ctx))
+	if err != nil {
+		// Only the context stops the retries; report why the topic was not ready.
+		return info, fmt.Errorf("topic %s not ready: %w", topic, last)
 	}
+	return info, nil
 }
 
 // TopicConfig returns the topic's config values (cleanup.policy, ...).
@@ -243,19 +247,21 @@ type TailRecord struct {
 func (a *Admin) Tails(ctx context.Context, topic string, partitions int) ([]Tail, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	backoff := 50 * time.Millisecond
-	for {
+	var settling error // the last retriable error, nil after a final one
+	tails, err := backoff.RetryWithData(func() ([]Tail, error) {
 		tails, err := a.tails(ctx, topic, partitions)
-		if err == nil || !retriable(err) {
-			return tails, err
+		if err != nil && !retriable(err) {
+			settling = nil
+			return tails, backoff.Permanent(err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (still failing when %v)", err, ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Second)
+		settling = err
+		return tails, err
+	}, backoff.WithContext(exponentialBackOff(50*time.Millisecond, time.Second), ctx))
+	if err != nil && settling != nil {
+		// ctx ended while the cluster was still settling: backoff returns ctx.Err().
+		return nil, fmt.Errorf("%w (still failing when %v)", settling, err)
 	}
+	return tails, err
 }
 
 // retriable reports errors of a cluster that is settling: no leader yet, a stale leader.

@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 
 	"github.com/segmentio/kafka-go/compress"
-)
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+	"github.com/taxi-stream/taxi-stream/codecs"
+)
 
 // batchEncoder renders records of an arena as one Kafka record batch (message format v2, the
 // "records" field of a produce request including its int32 length), compressing the records
@@ -71,14 +70,14 @@ func (e *batchEncoder) encode(rs *Records, first, end int, nowMs int64) ([]byte,
 		attrs = uint16(e.codec.Code()) & 0x7 // CreateTime, not transactional, not control
 	}
 	be.PutUint16(b[25:], attrs)
-	be.PutUint32(b[27:], uint32(n-1))                        // last offset delta
-	be.PutUint64(b[31:], uint64(nowMs))                      // base timestamp
-	be.PutUint64(b[39:], uint64(nowMs))                      // max timestamp
-	be.PutUint64(b[47:], 0xffffffffffffffff)                 // producer id -1
-	be.PutUint16(b[55:], 0xffff)                             // producer epoch -1
-	be.PutUint32(b[57:], 0xffffffff)                         // base sequence -1
-	be.PutUint32(b[61:], uint32(n))                          // record count
-	be.PutUint32(b[21:], crc32.Checksum(b[25:], castagnoli)) // crc of attributes..end
+	be.PutUint32(b[27:], uint32(n-1))           // last offset delta
+	be.PutUint64(b[31:], uint64(nowMs))         // base timestamp
+	be.PutUint64(b[39:], uint64(nowMs))         // max timestamp
+	be.PutUint64(b[47:], 0xffffffffffffffff)    // producer id -1
+	be.PutUint16(b[55:], 0xffff)                // producer epoch -1
+	be.PutUint32(b[57:], 0xffffffff)            // base sequence -1
+	be.PutUint32(b[61:], uint32(n))             // record count
+	be.PutUint32(b[21:], codecs.CRC32C(b[25:])) // crc of attributes..end
 	return b, nil
 }
 

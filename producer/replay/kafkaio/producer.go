@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	kafka "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
 	"github.com/segmentio/kafka-go/compress/gzip"
@@ -35,8 +36,12 @@ const (
 	// DefaultRetryBackoff is the first pause before resending a batch the broker rejected
 	// without appending it; it doubles per attempt.
 	DefaultRetryBackoff = 100 * time.Millisecond
-	// DefaultMaxRejectRetries is how often such a batch is resent.
-	DefaultMaxRejectRetries = 8
+	// DefaultMaxRejectRetries is how often such a batch is resent: with at most 2 s
+	// between attempts, about 75 s, long enough for a new topic's leaders to be
+	// elected or a leader to move on a loaded cluster (8 attempts, ~9 s, failed a
+	// replay into a just-created topic with "no leader" on a loaded machine). Resending
+	// is safe: these batches were proven not appended.
+	DefaultMaxRejectRetries = 40
 )
 
 // ProducerConfig configures a Producer.
@@ -226,13 +231,13 @@ func (p *Producer) Produce(ctx context.Context, partition int, rs *Records) (Res
 }
 
 func (p *Producer) produceBatch(ctx context.Context, partition int, rs *Records, first, end int) error {
-	backoff := DefaultRetryBackoff
-	for attempt := 0; ; attempt++ {
+	var rejected *ProduceError // the last answer that proved nothing was appended
+	attempt := func() error {
 		enc := p.encoders.Get().(*batchEncoder)
 		raw, err := enc.encode(rs, first, end, time.Now().UnixMilli())
 		if err != nil {
 			p.encoders.Put(enc)
-			return &ProduceError{Topic: p.cfg.Topic, Partition: partition, Records: end - first, Err: err}
+			return backoff.Permanent(&ProduceError{Topic: p.cfg.Topic, Partition: partition, Records: end - first, Err: err})
 		}
 		resp, err := p.client.RawProduce(ctx, &kafka.RawProduceRequest{
 			Topic:        p.cfg.Topic,
@@ -248,17 +253,37 @@ func (p *Producer) produceBatch(ctx context.Context, partition int, rs *Records,
 			return nil
 		}
 		perr := &ProduceError{Topic: p.cfg.Topic, Partition: partition, Records: end - first, Unknown: !notAppended(err), Err: err}
-		if perr.Unknown || attempt >= DefaultMaxRejectRetries {
-			return perr
+		if perr.Unknown {
+			return backoff.Permanent(perr) // resending could duplicate the batch
 		}
-		select {
-		case <-ctx.Done():
-			perr.Err = fmt.Errorf("%w (while waiting to resend after: %v)", ctx.Err(), err)
-			return perr
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
+		rejected = perr
+		return perr
 	}
+	bo := backoff.WithContext(backoff.WithMaxRetries(
+		exponentialBackOff(DefaultRetryBackoff, 2*time.Second), DefaultMaxRejectRetries), ctx)
+	err := backoff.Retry(attempt, bo)
+	if err == nil {
+		return nil
+	}
+	var perr *ProduceError
+	if errors.As(err, &perr) || rejected == nil {
+		return err // not resendable, or still rejected after the last resend
+	}
+	// ctx ended while waiting to resend a rejected batch: backoff returns ctx.Err().
+	rejected.Err = fmt.Errorf("%w (while waiting to resend after: %v)", err, rejected.Err)
+	return rejected
+}
+
+// exponentialBackOff waits initial, then twice as long per retry up to max, without jitter
+// and without a time limit of its own: callers bound it by a retry count or a context.
+func exponentialBackOff(initial, max time.Duration) *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(initial),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(0),
+		backoff.WithMaxInterval(max),
+		backoff.WithMaxElapsedTime(0),
+	)
 }
 
 // notAppended reports whether err proves that the broker appended nothing of the batch: these

@@ -1,0 +1,193 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// produceWith starts an in-process cluster whose produce requests are answered by answer
+// (errorCode 0: handled by the cluster) and produces one record to it. It returns how many
+// produce requests the cluster saw and Produce's error.
+func produceWith(t *testing.T, ctx context.Context, answer func(n int64) int16) (int64, error) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "rides"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var requests atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		code := answer(requests.Add(1))
+		if code == 0 {
+			return nil, nil, false
+		}
+		pr := req.(*kmsg.ProduceRequest)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range pr.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	p, err := NewProducer(ProducerConfig{Brokers: c.ListenAddrs(), Topic: "rides", WriteTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var rs Records
+	rs.Begin()
+	rs.Buf = append(rs.Buf, "k"...)
+	rs.EndKey()
+	rs.Buf = append(rs.Buf, "v"...)
+	rs.EndValue()
+	rs.End()
+	_, err = p.Produce(ctx, 0, &rs)
+	return requests.Load(), err
+}
+
+const (
+	codeRequestTimedOut   = 7  // outcome unknown: never resent
+	codeNotEnoughReplicas = 19 // checked before the append: resent
+)
+
+func TestProduceResendsRejectedBatch(t *testing.T) {
+	n, err := produceWith(t, context.Background(), func(n int64) int16 {
+		if n <= 2 {
+			return codeNotEnoughReplicas
+		}
+		return 0
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("Produce after two rejections: %v, %d requests; want success on the 3rd", err, n)
+	}
+}
+
+func TestProduceDoesNotResendUnknownOutcome(t *testing.T) {
+	n, err := produceWith(t, context.Background(), func(int64) int16 { return codeRequestTimedOut })
+	var pe *ProduceError
+	if !errors.As(err, &pe) || !pe.Unknown || n != 1 {
+		t.Fatalf("Produce with an unknown outcome: %v, %d requests; want an Unknown ProduceError after 1", err, n)
+	}
+}
+
+func TestProduceStopsResendingWhenCanceled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n, err := produceWith(t, ctx, func(int64) int16 { return codeNotEnoughReplicas })
+	var pe *ProduceError
+	if !errors.As(err, &pe) || pe.Unknown || !errors.Is(err, context.DeadlineExceeded) ||
+		!strings.Contains(err.Error(), "while waiting to resend") || n < 2 || n > DefaultMaxRejectRetries {
+		t.Fatalf("Produce canceled while resending: %v, %d requests; want a not-written ProduceError wrapping the deadline", err, n)
+	}
+}
+
+const (
+	codeLeaderNotAvailable     = 5  // retriable: the cluster is settling
+	codeTopicAuthorizationFail = 29 // final
+)
+
+// tailsWith starts an in-process cluster whose list-offsets requests are answered by answer
+// (errorCode 0: handled by the cluster) and runs call (default: Tails) with an Admin of the
+// given timeout. It returns how many list-offsets requests the cluster saw and call's error.
+func tailsWith(t *testing.T, timeout time.Duration, answer func(n int64) int16, call ...func(context.Context, *Admin) error) (int64, error) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "rides"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var requests atomic.Int64
+	c.ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		code := answer(requests.Add(1))
+		if code == 0 {
+			return nil, nil, false
+		}
+		lr := req.(*kmsg.ListOffsetsRequest)
+		resp := lr.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range lr.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	a := NewAdmin(c.ListenAddrs(), timeout)
+	if len(call) > 0 {
+		err = call[0](context.Background(), a)
+	} else {
+		_, err = a.Tails(context.Background(), "rides", 1)
+	}
+	return requests.Load(), err
+}
+
+// kafka-go sends the first and the last offsets as two list-offsets requests: an attempt of
+// Tails is two requests.
+const tailsRequests = 2
+
+func TestTailsRetriesWhileSettling(t *testing.T) {
+	n, err := tailsWith(t, 10*time.Second, func(n int64) int16 {
+		if n <= tailsRequests {
+			return codeLeaderNotAvailable
+		}
+		return 0
+	})
+	if err != nil || n != 2*tailsRequests {
+		t.Fatalf("Tails after a LEADER_NOT_AVAILABLE attempt: %v, %d requests; want success on the 2nd attempt", err, n)
+	}
+}
+
+func TestTailsDoesNotRetryFinalErrors(t *testing.T) {
+	n, err := tailsWith(t, 10*time.Second, func(int64) int16 { return codeTopicAuthorizationFail })
+	if err == nil || n > tailsRequests {
+		t.Fatalf("Tails with an authorization error: %v, %d requests; want the error after 1 attempt", err, n)
+	}
+}
+
+func TestTailsGivesUpAtTheTimeout(t *testing.T) {
+	n, err := tailsWith(t, time.Second, func(int64) int16 { return codeLeaderNotAvailable })
+	if err == nil || !strings.Contains(err.Error(), "still failing when") || n < 2 {
+		t.Fatalf("Tails that never settles: %v, %d requests; want the last error after retries", err, n)
+	}
+}
+
+func TestWaitReady(t *testing.T) {
+	waitReady := func(ctx context.Context, a *Admin) error {
+		info, err := a.WaitReady(ctx, "rides")
+		if err == nil && (!info.Ready || info.Partitions != 1) {
+			return errors.New("ready without leaders")
+		}
+		return err
+	}
+	if n, err := tailsWith(t, 10*time.Second, func(n int64) int16 {
+		if n <= 2*tailsRequests {
+			return codeTopicAuthorizationFail // WaitReady retries every error until its timeout
+		}
+		return 0
+	}, waitReady); err != nil || n != 3*tailsRequests {
+		t.Fatalf("WaitReady after two failing attempts: %v, %d list-offsets requests; want success on the 3rd attempt", err, n)
+	}
+	n, err := tailsWith(t, time.Second, func(int64) int16 { return codeLeaderNotAvailable }, waitReady)
+	if err == nil || !strings.Contains(err.Error(), "topic rides not ready: list offsets") || n < 2*tailsRequests {
+		t.Fatalf("WaitReady that never settles: %v, %d list-offsets requests; want the last error after retries", err, n)
+	}
+}
