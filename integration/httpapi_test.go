@@ -20,9 +20,9 @@ import (
 	"github.com/taxi-stream/taxi-stream/processors/eos"
 	"github.com/taxi-stream/taxi-stream/processors/httpapi"
 	"github.com/taxi-stream/taxi-stream/processors/httpapi/metricstest"
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
 	"github.com/taxi-stream/taxi-stream/producer/synth"
 	"github.com/taxi-stream/taxi-stream/topology"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
 )
 
 // httpServer is an httpapi server running in the test process.

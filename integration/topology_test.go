@@ -14,7 +14,7 @@ import (
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
 	"github.com/taxi-stream/taxi-stream/processors/eos"
 	"github.com/taxi-stream/taxi-stream/processors/pipeline"
-	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 // TestSlidingWindowsEqualBatchOracle: with --window 1h --slide 30m (Spark's

@@ -12,8 +12,8 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
-	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 // Topics names every topic of the pipeline.

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
-	"github.com/taxi-stream/taxi-stream/processors/window"
 	"github.com/taxi-stream/taxi-stream/topology"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 // TestUsageErrorsExit2: bad flags, arguments and flag values are usage errors,

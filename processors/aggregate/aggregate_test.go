@@ -21,8 +21,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/taxi-stream/taxi-stream/codecs"
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
-	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")

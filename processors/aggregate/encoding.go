@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/taxi-stream/taxi-stream/codecs"
-	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 // Binary encodings of State (a goka table value) and Partial (a repartition

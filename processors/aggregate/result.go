@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 // Result is the final aggregate of one (window, borough), emitted once when

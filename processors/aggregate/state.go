@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
-	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 // Entry is the sums of one (window, borough).

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
 )
 
 // unhealthy returns why the instance is not live ("" when it is): a stage stuck

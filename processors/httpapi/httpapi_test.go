@@ -16,8 +16,8 @@ import (
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
 	"github.com/taxi-stream/taxi-stream/processors/httpapi/metricstest"
 	"github.com/taxi-stream/taxi-stream/processors/pipeline"
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
-	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 // fakeInstance is a pipeline as the server sees it.

@@ -10,7 +10,7 @@ import (
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
 	"github.com/taxi-stream/taxi-stream/processors/ingest"
 	"github.com/taxi-stream/taxi-stream/processors/pipeline"
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
 )
 
 // instance is what the server reads from this instance's pipeline. Every method

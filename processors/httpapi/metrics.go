@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/taxi-stream/taxi-stream/processors/pipeline"
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
 )
 
 // Metric names: docs/operations.md lists them with their meaning.

@@ -18,9 +18,9 @@ import (
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
 	"github.com/taxi-stream/taxi-stream/processors/eos"
 	"github.com/taxi-stream/taxi-stream/processors/ingest"
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
-	"github.com/taxi-stream/taxi-stream/processors/window"
 	"github.com/taxi-stream/taxi-stream/topology"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 // Times of the tests: epoch ms of the wall clock.

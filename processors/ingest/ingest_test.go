@@ -19,8 +19,8 @@ import (
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
 	"github.com/taxi-stream/taxi-stream/processors/eos"
 	"github.com/taxi-stream/taxi-stream/processors/ingest"
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
-	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 func restore(tr *watermark.Tracker, b64 string) error {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/lovoo/goka"
 
-	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 // PartitionKeys returns, for each of n partitions, a key that goka's partitioner

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/taxi-stream/taxi-stream/processors/ingest"
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
-	"github.com/taxi-stream/taxi-stream/processors/window"
 	"github.com/taxi-stream/taxi-stream/processors/windows"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 func newStages(t *testing.T) (*ingest.Stage, *windows.Stage) {

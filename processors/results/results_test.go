@@ -10,7 +10,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
-	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 func TestWriteTable(t *testing.T) {

@@ -14,9 +14,9 @@ import (
 
 	"github.com/taxi-stream/taxi-stream/codecs"
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
-	"github.com/taxi-stream/taxi-stream/processors/window"
 	"github.com/taxi-stream/taxi-stream/processors/windows"
 	"github.com/taxi-stream/taxi-stream/topology"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 const (

@@ -12,9 +12,9 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/taxi-stream/taxi-stream/codecs"
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
 	"github.com/taxi-stream/taxi-stream/producer/replay/kafkaio"
 	"github.com/taxi-stream/taxi-stream/producer/replay/source"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
 )
 
 // Order is the replay order.

@@ -14,7 +14,7 @@
 // together (marker 0, rows 1..1000, marker 1001, ...), so that every message of a partition
 // has a distinct, increasing position. A marker's after_seq is its own position minus one
 // (every message before it, in every partition, has a position <= after_seq), rows counts the
-// rows before it, and watermark_ms is the processors/watermark estimate (Delay 0, the
+// rows before it, and watermark_ms is the topology/watermark estimate (Delay 0, the
 // processor's quantile and window) over the event times of the rows before it in send order;
 // NoWatermark (math.MinInt64) while there is no estimate yet (always for the first marker).
 // The final marker has final=true and watermark_ms = the largest event time + 1 ms.

@@ -5,9 +5,9 @@ import (
 	"strconv"
 
 	"github.com/taxi-stream/taxi-stream/codecs"
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
 	"github.com/taxi-stream/taxi-stream/producer/order"
 	"github.com/taxi-stream/taxi-stream/producer/replay/kafkaio"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
 )
 
 // NoWatermark is the watermark_ms of a marker sent while the estimator has no watermark yet

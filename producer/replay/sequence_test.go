@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/taxi-stream/taxi-stream/codecs"
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
 	"github.com/taxi-stream/taxi-stream/producer/order"
 	"github.com/taxi-stream/taxi-stream/producer/replay/kafkaio"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
 )
 
 // testRows returns n rows of two files with dropoff times that wander (so the watermark

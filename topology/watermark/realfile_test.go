@@ -17,8 +17,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
-	"github.com/taxi-stream/taxi-stream/processors/watermark"
-	"github.com/taxi-stream/taxi-stream/processors/window"
+	"github.com/taxi-stream/taxi-stream/topology/watermark"
+	"github.com/taxi-stream/taxi-stream/topology/window"
 )
 
 var update = flag.Bool("update", false, "rewrite the real-file figures in README.md")
@@ -235,7 +235,7 @@ func fmtDur(d time.Duration) string {
 // project's acceptance rule and keeps README.md's tables in sync (-short
 // skips the tuning grid):
 //
-//	go test ./processors/watermark -run TestRealFileOrder -v [-update]
+//	go test ./topology/watermark -run TestRealFileOrder -v [-update]
 func TestRealFileOrder(t *testing.T) {
 	dir := dataDir(t)
 	files := make([]tripFile, len(realFiles))
@@ -331,5 +331,5 @@ func syncReadme(t *testing.T, sections map[string]string) {
 		}
 		return
 	}
-	t.Errorf("README.md figures are out of date; run go test ./processors/watermark -run TestRealFileOrder -update")
+	t.Errorf("README.md figures are out of date; run go test ./topology/watermark -run TestRealFileOrder -update")
 }
