@@ -12,8 +12,9 @@ import "encoding/binary"
 const maxDepth = 64
 
 type scanner struct {
-	data []byte
-	pos  int
+	data    []byte
+	pos     int
+	tooDeep bool // a value was nested deeper than maxDepth (then skipValue fails)
 }
 
 func isSpace(c byte) bool { return c <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r') }
@@ -203,6 +204,7 @@ func (s *scanner) readLiteral(lit string) bool {
 // skipValue skips and validates one JSON value at pos (after spaces).
 func (s *scanner) skipValue(depth int) bool {
 	if depth > maxDepth {
+		s.tooDeep = true
 		return false
 	}
 	switch s.peek() {
@@ -454,6 +456,10 @@ func (o *objectScanner) end() *InvalidRideError {
 		o.syntaxAt(o.pos)
 	}
 	if o.failed {
+		if o.tooDeep {
+			// Valid JSON perhaps, but deeper than any ride: say so, not "not JSON".
+			return &InvalidRideError{Reason: ReasonTooDeep, Offset: o.failPos}
+		}
 		return &InvalidRideError{Reason: ReasonNotJSON, Offset: o.failPos}
 	}
 	return nil

@@ -43,6 +43,7 @@ type RideFacts struct {
 const (
 	ReasonEmpty        = "empty"
 	ReasonNotJSON      = "not JSON"
+	ReasonTooDeep      = "nested too deep" // deeper than 64 levels: no ride is
 	ReasonNotObject    = "not a JSON object"
 	ReasonMissing      = "missing field"
 	ReasonNull         = "null"

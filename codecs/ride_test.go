@@ -124,7 +124,7 @@ func TestDecodeRideFactsInvalid(t *testing.T) {
 		{"bad escape", ride(map[string]string{"+store_and_fwd_flag": `"\x"`}), "", ReasonNotJSON, ""},
 		{"control char in string", ride(map[string]string{"+store_and_fwd_flag": "\"a\x01\""}), "", ReasonNotJSON, ""},
 		{"syntax wins over field error", ride(map[string]string{"trip_distance": "-1", "+x": "tru"}), "", ReasonNotJSON, ""},
-		{"deep nesting", ride(map[string]string{"+x": strings.Repeat("[", 100) + strings.Repeat("]", 100)}), "", ReasonNotJSON, ""},
+		{"deep nesting", ride(map[string]string{"+x": strings.Repeat("[", 100) + strings.Repeat("]", 100)}), "", ReasonTooDeep, ""},
 		{"missing dropoff", ride(map[string]string{"lpep_dropoff_datetime": ""}), "", ReasonMissing, "lpep_dropoff_datetime"},
 		{"missing configured event field", ride(nil), "event_time", ReasonMissing, "event_time"},
 		{"missing pickup", ride(map[string]string{"lpep_pickup_datetime": ""}), "", ReasonMissing, "lpep_pickup_datetime"},
@@ -258,5 +258,30 @@ func TestDecodeRideFactsOddEventFields(t *testing.T) {
 	got, err := DecodeRideFacts([]byte(ride(nil)), "lpep_pickup_datetime")
 	if err != nil || got.EventMs != got.PickupMs || got.PickupMs != 1704070015000 {
 		t.Fatalf("%+v, %v", got, err)
+	}
+}
+
+// Valid JSON nested deeper than the scanner's limit is "nested too deep", not "not
+// JSON" (the dead-letter reason must say what is wrong); the limit stays.
+func TestDeepNestingIsTooDeep(t *testing.T) {
+	deep := strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000)
+	for name, msg := range map[string]string{
+		"field value": `{"lpep_dropoff_datetime":1609459800000,"x":` + deep + `}`,
+		"message":     deep,
+	} {
+		_, err := DecodeRideFacts([]byte(msg), "")
+		if err == nil || err.Error() != ReasonTooDeep {
+			t.Errorf("%s nested 100000 deep: %v, want %q", name, err, ReasonTooDeep)
+		}
+		if _, err := DecodeTrip([]byte(msg)); err == nil || !strings.Contains(err.Error(), ReasonTooDeep) {
+			t.Errorf("DecodeTrip, %s nested 100000 deep: %v, want %q", name, err, ReasonTooDeep)
+		}
+	}
+	// Shallow nesting is skipped as usual; broken JSON is still "not JSON".
+	if _, err := DecodeRideFacts([]byte(`{"x":[[{"a":1}]],"lpep_dropoff_datetime":1}`), ""); err != nil && err.Error() == ReasonTooDeep {
+		t.Errorf("shallow nesting reported as too deep: %v", err)
+	}
+	if _, err := DecodeRideFacts([]byte(`{"x":[[}`), ""); err == nil || err.Error() != ReasonNotJSON {
+		t.Errorf("broken JSON: %v, want %q", err, ReasonNotJSON)
 	}
 }
