@@ -63,6 +63,17 @@ func newRootCmd() *cobra.Command {
 			if err := checkStart(cfg); err != nil {
 				return err
 			}
+			// Already running in --dir: print the same line again, so that
+			// eval "$(make -s kafka-start)" works in every new shell.
+			if nodes, err := kafkalocal.Status(cfg.Dir); err == nil && len(nodes) > 0 && allRunning(nodes) {
+				var brokers []string
+				for _, n := range nodes {
+					brokers = append(brokers, n.Broker)
+				}
+				logger.Info("the cluster is already running", "dir", cfg.Dir, "brokers", strings.Join(brokers, ","))
+				fmt.Fprintf(cmd.OutOrStdout(), "export KAFKA_BROKERS=%s\n", strings.Join(brokers, ","))
+				return nil
+			}
 			cfg.Detach, cfg.Logger = true, logger
 			c, err := kafkalocal.Start(cmd.Context(), cfg)
 			if err != nil {
@@ -146,4 +157,13 @@ func checkStart(cfg kafkalocal.Config) error {
 		return cli.Usagef("--timeout %s: want a positive duration", cfg.StartTimeout)
 	}
 	return nil
+}
+
+func allRunning(nodes []kafkalocal.DetachedNode) bool {
+	for _, n := range nodes {
+		if !n.Running {
+			return false
+		}
+	}
+	return true
 }
