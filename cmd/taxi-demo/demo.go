@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/taxi-stream/taxi-stream/cmd/internal/cli"
@@ -160,14 +161,20 @@ func run(ctx context.Context, cfg demoConfig) error {
 		say("dashboard: %s (query API %s%s)", srv.DashboardURL, srv.APIURL, hint)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	procDone := make(chan error, 1)
 	replayDone := make(chan replayOutcome, 1)
+	var running sync.WaitGroup
+	// Whatever way run returns, the processor and the replay have stopped before the
+	// run's topics are deleted (a client still writing would create them again).
+	defer func() { cancel(); running.Wait() }()
+	running.Add(2)
 	go func() {
+		defer running.Done()
 		// The processor waits for the rides topic, which the replay creates.
 		procDone <- p.Run(ctx)
 	}()
 	go func() {
+		defer running.Done()
 		sum, err := replay.Run(ctx, replay.Config{
 			Inputs: []string{input}, Brokers: brokers, Topic: topics.Rides, Partitions: cfg.partitions,
 			Speedup: cfg.speedup, Logger: log, LogEvery: -1,
