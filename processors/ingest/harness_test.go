@@ -3,12 +3,12 @@ package ingest_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/taxi-stream/taxi-stream/processors/internal/stagetest"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -103,46 +103,6 @@ func baseConfig() ingest.Config {
 	}
 }
 
-// committer counts RequestCommit calls.
-type committer struct{ n atomic.Int64 }
-
-func (c *committer) RequestCommit() { c.n.Add(1) }
-
-// logRecorder is a slog.Handler that keeps every record.
-type logRecorder struct {
-	mu      sync.Mutex
-	records []slog.Record
-}
-
-func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.records = append(l.records, r.Clone())
-	return nil
-}
-func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
-
-// find returns the records with the message msg, each as a map of its attributes.
-func (l *logRecorder) find(level slog.Level, msg string) []map[string]slog.Value {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]slog.Value
-	for _, r := range l.records {
-		if r.Level != level || r.Message != msg {
-			continue
-		}
-		attrs := map[string]slog.Value{}
-		r.Attrs(func(a slog.Attr) bool {
-			attrs[a.Key] = a.Value.Resolve()
-			return true
-		})
-		out = append(out, attrs)
-	}
-	return out
-}
-
 // partitionCtx makes goka's tester (which has one partition) look like another
 // input partition.
 type partitionCtx struct {
@@ -170,7 +130,7 @@ type harness struct {
 	tt      *tester.Tester
 	cfg     ingest.Config
 	stage   *ingest.Stage
-	commits *committer
+	commits *stagetest.Committer
 	part    atomic.Int32 // the input partition the next messages appear to come from
 	offset  int64        // offset of the next rides message
 	late    *tester.QueueTracker
@@ -179,7 +139,7 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg ingest.Config) *harness {
 	t.Helper()
-	h := &harness{t: t, tt: tester.New(t), cfg: cfg, commits: new(committer)}
+	h := &harness{t: t, tt: tester.New(t), cfg: cfg, commits: new(stagetest.Committer)}
 	stage, err := ingest.New(cfg, h.commits)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taxi-stream/taxi-stream/processors/internal/stagetest"
+
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 
@@ -48,13 +50,13 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := baseConfig()
 			c.edit(&cfg)
-			s, err := ingest.New(cfg, new(committer))
+			s, err := ingest.New(cfg, new(stagetest.Committer))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("New: %v, %v; want an error containing %q", s, err, c.want)
 			}
 		})
 	}
-	if _, err := ingest.New(baseConfig(), new(committer)); err != nil {
+	if _, err := ingest.New(baseConfig(), new(stagetest.Committer)); err != nil {
 		t.Fatalf("valid config (no logger): %v", err)
 	}
 }
@@ -62,7 +64,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // Decode -> borough join -> partial sums, with exact sums per (window, borough) and
 // every flushed partial keyed for the windows partition that owns its windows.
 func TestJoinAndPartialSums(t *testing.T) {
-	logs := new(logRecorder)
+	logs := new(stagetest.LogRecorder)
 	cfg := baseConfig()
 	cfg.Logger = slog.New(logs)
 	h := newHarness(t, cfg)
@@ -137,7 +139,7 @@ func TestJoinAndPartialSums(t *testing.T) {
 	// The malformed record of zone 2 is logged once (the decision is cached), the
 	// record of zone 4 once; missing zone 99 and the empty borough of zone 5 are not
 	// malformed.
-	warns := logs.find(slog.LevelWarn, "malformed zone record; its rides count as Unknown")
+	warns := logs.Find(slog.LevelWarn, "malformed zone record; its rides count as Unknown")
 	ids := map[int64]int{}
 	for _, w := range warns {
 		ids[w["location_id"].Int64()]++
@@ -411,7 +413,7 @@ func TestWatermarkRuleDataMode(t *testing.T) {
 	if len(passed) != 1 || passed[0] != t0+hour+5*minute {
 		t.Errorf("WatermarkPassed calls %v, want one with t0+1h05", passed)
 	}
-	if h.commits.n.Load() == 0 {
+	if h.commits.N.Load() == 0 {
 		t.Error("no commit requested although a watermark appeared")
 	}
 	// The tracker saw every ride, the late one too: the committed snapshot is that of
@@ -442,9 +444,9 @@ func TestRequestCommitAndWatermarkPassed(t *testing.T) {
 	h.part.Store(1)
 	step := func(what string, do func(), wantCommits int64, wantCalls ...call) {
 		t.Helper()
-		before, nCalls := h.commits.n.Load(), len(calls)
+		before, nCalls := h.commits.N.Load(), len(calls)
 		do()
-		if got := h.commits.n.Load() - before; got != wantCommits {
+		if got := h.commits.N.Load() - before; got != wantCommits {
 			t.Errorf("%s: %d commit requests, want %d", what, got, wantCommits)
 		}
 		got := calls[nCalls:]
@@ -612,7 +614,7 @@ func TestAssignedRejectsBadMetadata(t *testing.T) {
 		{"wm1:" + base64.RawStdEncoding.EncodeToString([]byte{1, 0, 0, 0, 0, 0, 0}), "corrupt watermark snapshot", watermark.ErrCorruptSnapshot},
 	}
 	for _, c := range cases {
-		s, err := ingest.New(baseConfig(), new(committer))
+		s, err := ingest.New(baseConfig(), new(stagetest.Committer))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -755,7 +757,7 @@ func (brokenZones) Get(string) ([]byte, error) { return nil, errors.New("leveldb
 func TestZoneLookupErrorFails(t *testing.T) {
 	cfg := baseConfig()
 	cfg.Zones = brokenZones{}
-	s, err := ingest.New(cfg, new(committer))
+	s, err := ingest.New(cfg, new(stagetest.Committer))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
+
+	"github.com/taxi-stream/taxi-stream/processors/internal/stagetest"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
@@ -50,44 +50,6 @@ func entry(w window.Window, borough string, s aggregate.Sums) aggregate.Entry {
 	return aggregate.Entry{Window: w, Borough: borough, Sums: s}
 }
 
-type committer struct{ n atomic.Int64 }
-
-func (c *committer) RequestCommit() { c.n.Add(1) }
-
-// logRecorder is a slog.Handler that keeps every record.
-type logRecorder struct {
-	mu      sync.Mutex
-	records []slog.Record
-}
-
-func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.records = append(l.records, r.Clone())
-	return nil
-}
-func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
-
-func (l *logRecorder) find(level slog.Level, msg string) []map[string]slog.Value {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]slog.Value
-	for _, r := range l.records {
-		if r.Level != level || r.Message != msg {
-			continue
-		}
-		attrs := map[string]slog.Value{}
-		r.Attrs(func(a slog.Attr) bool {
-			attrs[a.Key] = a.Value.Resolve()
-			return true
-		})
-		out = append(out, attrs)
-	}
-	return out
-}
-
 type quietLogger struct{}
 
 func (quietLogger) Print(...any)          {}
@@ -99,8 +61,8 @@ type harness struct {
 	t       *testing.T
 	tt      *tester.Tester
 	stage   *windows.Stage
-	commits *committer
-	logs    *logRecorder
+	commits *stagetest.Committer
+	logs    *stagetest.LogRecorder
 	results *tester.QueueTracker
 	table   goka.Table
 }
@@ -111,7 +73,7 @@ func newHarness(t *testing.T, ingestPartitions int) *harness {
 
 func newAppHarness(t *testing.T, ingestPartitions int, app string) *harness {
 	t.Helper()
-	h := &harness{t: t, tt: tester.New(t), commits: new(committer), logs: new(logRecorder)}
+	h := &harness{t: t, tt: tester.New(t), commits: new(stagetest.Committer), logs: new(stagetest.LogRecorder)}
 	stage, err := windows.New(windows.Config{ResultsTopic: resultsTopic, IngestPartitions: ingestPartitions, App: app, Logger: slog.New(h.logs)}, h.commits)
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +164,7 @@ func countersOf(s *windows.Stage) counts {
 
 func TestNewRejectsNoPartitions(t *testing.T) {
 	for _, n := range []int{0, -1} {
-		if _, err := windows.New(windows.Config{ResultsTopic: resultsTopic, IngestPartitions: n}, new(committer)); err == nil ||
+		if _, err := windows.New(windows.Config{ResultsTopic: resultsTopic, IngestPartitions: n}, new(stagetest.Committer)); err == nil ||
 			!strings.Contains(err.Error(), "ingest partitions must be > 0") {
 			t.Errorf("IngestPartitions %d: %v", n, err)
 		}
@@ -222,7 +184,7 @@ func TestCloseOnMinimumWatermark(t *testing.T) {
 	h.expectResults("partition 1 just before the end")
 	h.send(partial(1, 0, false, entry(win(t0), "Bronx", s4)))
 	h.expectResults("a partial without a watermark")
-	if n := h.commits.n.Load(); n != 0 {
+	if n := h.commits.N.Load(); n != 0 {
 		t.Errorf("%d commit requests before any window closed", n)
 	}
 	st := h.state()
@@ -242,13 +204,13 @@ func TestCloseOnMinimumWatermark(t *testing.T) {
 		aggregate.Result{Window: win(t0), Borough: "Bronx", Sums: s4},
 		aggregate.Result{Window: win(t0), Borough: "Manhattan", Sums: add(s1, s3)},
 	)
-	if n := h.commits.n.Load(); n != 1 {
+	if n := h.commits.N.Load(); n != 1 {
 		t.Errorf("%d commit requests after a window closed, want 1", n)
 	}
 	if got := countersOf(h.stage); got != (counts{partials: 4, results: 2, rides: 8}) {
 		t.Errorf("counters %+v", got)
 	}
-	if c := h.logs.find(slog.LevelDebug, "windows closed"); len(c) != 1 || c[0]["results"].Int64() != 2 ||
+	if c := h.logs.Find(slog.LevelDebug, "windows closed"); len(c) != 1 || c[0]["results"].Int64() != 2 ||
 		c[0]["first_start_ms"].Int64() != t0 || c[0]["min_watermark"].Int64() != t0+hour {
 		t.Errorf("'windows closed' logs %v", c)
 	}
@@ -262,7 +224,7 @@ func TestCloseOnMinimumWatermark(t *testing.T) {
 	if got := countersOf(h.stage).dropped; got != s5.Count {
 		t.Errorf("dropped rides %d, want %d", got, s5.Count)
 	}
-	drops := h.logs.find(slog.LevelError, "partial for a closed window dropped: the watermark rule was broken")
+	drops := h.logs.Find(slog.LevelError, "partial for a closed window dropped: the watermark rule was broken")
 	if len(drops) != 1 || drops[0]["ingest_partition"].Int64() != 0 || drops[0]["rides"].Int64() != s5.Count {
 		t.Errorf("drop logs %v", drops)
 	}
@@ -289,7 +251,7 @@ func TestCloseOnMinimumWatermark(t *testing.T) {
 	if got := countersOf(h.stage); got != (counts{partials: 10, results: 3, rides: 8 + 8, dropped: 5}) {
 		t.Errorf("counters %+v", got)
 	}
-	if n := h.commits.n.Load(); n != 2 {
+	if n := h.commits.N.Load(); n != 2 {
 		t.Errorf("%d commit requests, want 2 (one per close with results)", n)
 	}
 }
@@ -381,7 +343,7 @@ func openSums(st aggregate.State) map[string]aggregate.Sums {
 }
 
 func TestCorruptInputFails(t *testing.T) {
-	s, err := windows.New(windows.Config{ResultsTopic: resultsTopic, IngestPartitions: 1}, new(committer))
+	s, err := windows.New(windows.Config{ResultsTopic: resultsTopic, IngestPartitions: 1}, new(stagetest.Committer))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,8 +365,8 @@ func TestCorruptInputFails(t *testing.T) {
 // The state goes through ctx.SetValue and comes back through ctx.Value: the stored
 // bytes, not the stage's decoded copy, are the truth.
 func TestStatePersistence(t *testing.T) {
-	logs := new(logRecorder)
-	s, err := windows.New(windows.Config{ResultsTopic: resultsTopic, IngestPartitions: 2, Logger: slog.New(logs)}, new(committer))
+	logs := new(stagetest.LogRecorder)
+	s, err := windows.New(windows.Config{ResultsTopic: resultsTopic, IngestPartitions: 2, Logger: slog.New(logs)}, new(stagetest.Committer))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +379,7 @@ func TestStatePersistence(t *testing.T) {
 		}
 		return decodeState(t, ctx.stored)
 	}
-	loads := func() int { return len(logs.find(slog.LevelDebug, "windows state loaded")) }
+	loads := func() int { return len(logs.Find(slog.LevelDebug, "windows state loaded")) }
 
 	st := step(partial(0, t0, true, entry(win(t0), "Queens", a)))
 	if got := openSums(st); len(got) != 1 || got[win(t0).String()+" Queens"] != a {
@@ -457,7 +419,7 @@ func TestStatePersistence(t *testing.T) {
 	if loads() != nLoads+1 {
 		t.Error("the state was not decoded after Forget")
 	}
-	l := logs.find(slog.LevelDebug, "windows state loaded")
+	l := logs.Find(slog.LevelDebug, "windows state loaded")
 	if last := l[len(l)-1]; last["open"].Int64() != 1 || last["bytes"].Int64() != int64(len(encC)) || last["partition"].Int64() != 1 {
 		t.Errorf("load log %v", last)
 	}
@@ -470,7 +432,7 @@ func TestStatePersistence(t *testing.T) {
 // storage error) must not leave that partial in the stage's cached state: the next
 // callback sees the old stored value and must build on it alone.
 func TestFailedCallbackLeavesCacheUntouched(t *testing.T) {
-	s, err := windows.New(windows.Config{ResultsTopic: resultsTopic, IngestPartitions: 1}, new(committer))
+	s, err := windows.New(windows.Config{ResultsTopic: resultsTopic, IngestPartitions: 1}, new(stagetest.Committer))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +469,7 @@ func TestRefusesOtherAppsPartials(t *testing.T) {
 	if got := countersOf(h.stage); got != (counts{foreign: 3}) {
 		t.Errorf("counters %+v, want 3 foreign and nothing applied", got)
 	}
-	logs := h.logs.find(slog.LevelError, refusedMsg)
+	logs := h.logs.Find(slog.LevelError, refusedMsg)
 	writers := map[string]int{}
 	for _, l := range logs {
 		writers[l["writer_app"].String()]++
