@@ -203,3 +203,29 @@ func TestHelpStatesEachDefaultOnce(t *testing.T) {
 		t.Error(p)
 	}
 }
+
+// cleanup deletes an app's internal topics by the names the processor gives them
+// (topology.RepartitionTopic, ChangelogTopic): --app picks the app; without --yes it
+// only lists what it would delete (exit 2).
+func TestCleanupNamesTheAppsInternalTopics(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"cleanup"}, []string{"taxi-rides", "taxi-zones", "taxi-results", "taxi-late", "taxi-dead",
+			"taxi-stream-windows-repartition", "taxi-stream-windows-table"}},
+		{[]string{"cleanup", "--app", "nyc"}, []string{"nyc-windows-repartition", "nyc-windows-table"}},
+		{[]string{"cleanup", "--app", "nyc", "--windows", "mine"}, []string{"mine", "nyc-windows-table"}},
+	} {
+		var stderr bytes.Buffer
+		code := cli.Run(context.Background(), "taxi-replay", newRoot(), tc.args, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "would delete") {
+			t.Errorf("%v: exit %d, %q; want the list and exit 2", tc.args, code, stderr.String())
+		}
+		for _, name := range tc.want {
+			if !strings.Contains(stderr.String(), name) {
+				t.Errorf("%v: %q does not name %s", tc.args, stderr.String(), name)
+			}
+		}
+	}
+}
