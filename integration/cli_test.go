@@ -34,3 +34,36 @@ func TestMissingInputTopicFailsNamingIt(t *testing.T) {
 		t.Errorf("exited after %s, before --topic-wait 3s", took)
 	}
 }
+
+// TestDemoOnABrokerLeavesNoTopics: taxi-demo --brokers creates its run's topics on
+// the cluster and deletes every one of them at the end (the app's internal topics
+// included); nothing of the run is left behind.
+func TestDemoOnABrokerLeavesNoTopics(t *testing.T) {
+	dir := t.TempDir()
+	if err := buildPrograms(moduleRoot(t), dir, "taxi-demo"); err != nil {
+		t.Fatal(err)
+	}
+	admin := kafka.Admin(t)
+	before, err := admin.ListTopics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProgram(t, filepath.Join(dir, "taxi-demo"), nil, "--brokers", strings.Join(kafka.Brokers(t), ","),
+		"--synthetic", "20000", "--format", "json", "--dashboard-addr", "", "--http-addr", "127.0.0.1:0")
+	if code := p.wait(10 * time.Minute); code != 0 {
+		t.Fatalf("taxi-demo exited %d:\n%s", code, tailLines(p.out.String(), 30))
+	}
+	out := p.out.String()
+	if !strings.Contains(out, "deleted this run's topics") {
+		t.Errorf("taxi-demo did not report deleting its topics:\n%s", tailLines(out, 10))
+	}
+	after, err := admin.ListTopics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range after {
+		if _, ok := before[name]; !ok && (strings.HasPrefix(name, "demo-") || strings.HasPrefix(name, "taxi-demo-")) {
+			t.Errorf("topic %s of the demo run is left behind", name)
+		}
+	}
+}
