@@ -116,13 +116,6 @@ type gokaContext = goka.Context
 
 func (c partitionCtx) Partition() int32 { return c.p }
 
-// quietLogger keeps goka's logs out of the test output.
-type quietLogger struct{}
-
-func (quietLogger) Print(...any)          {}
-func (quietLogger) Println(...any)        {}
-func (quietLogger) Printf(string, ...any) {}
-
 // harness runs the ingest stage in a goka processor built from
 // topology.IngestGraph on goka's tester.
 type harness struct {
@@ -151,7 +144,7 @@ func newHarness(t *testing.T, cfg ingest.Config) *harness {
 	}}
 	proc, err := goka.NewProcessor(nil, topology.IngestGraph(topo, stage.Process),
 		goka.WithTester(h.tt),
-		goka.WithLogger(quietLogger{}),
+		goka.WithLogger(stagetest.QuietLogger{}),
 		goka.WithNilHandling(goka.NilProcess), // as the pipeline: empty messages reach the callback
 		goka.WithContextWrapper(func(ctx goka.Context) goka.Context { return partitionCtx{ctx, h.part.Load()} }),
 	)

@@ -50,12 +50,6 @@ func entry(w window.Window, borough string, s aggregate.Sums) aggregate.Entry {
 	return aggregate.Entry{Window: w, Borough: borough, Sums: s}
 }
 
-type quietLogger struct{}
-
-func (quietLogger) Print(...any)          {}
-func (quietLogger) Println(...any)        {}
-func (quietLogger) Printf(string, ...any) {}
-
 // harness runs the stage in a goka processor of topology.WindowsGraph on goka's tester.
 type harness struct {
 	t       *testing.T
@@ -83,7 +77,7 @@ func newAppHarness(t *testing.T, ingestPartitions int, app string) *harness {
 		Rides: "rides", Zones: "zones", Windows: windowsTopic, Results: resultsTopic, Late: "late", Dead: "dead",
 	}}
 	h.table = goka.GroupTable(topo.WindowsGroup())
-	proc, err := goka.NewProcessor(nil, topology.WindowsGraph(topo, stage.Process), goka.WithTester(h.tt), goka.WithLogger(quietLogger{}))
+	proc, err := goka.NewProcessor(nil, topology.WindowsGraph(topo, stage.Process), goka.WithTester(h.tt), goka.WithLogger(stagetest.QuietLogger{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,3 +51,10 @@ func (l *LogRecorder) Find(level slog.Level, msg string) []map[string]slog.Value
 	}
 	return out
 }
+
+// QuietLogger is a goka.Logger that drops goka's log lines (kept out of test output).
+type QuietLogger struct{}
+
+func (QuietLogger) Print(...any)          {}
+func (QuietLogger) Println(...any)        {}
+func (QuietLogger) Printf(string, ...any) {}
