@@ -52,6 +52,7 @@ func newCommand() *cobra.Command {
 			if err := sec.Validate(); err != nil {
 				return err
 			}
+			sec.Brokers = bl // Explain probes them for a protocol mismatch
 			// The context ends at SIGTERM/SIGINT (cli.Main): a clean stop.
 			return sec.Explain(run(cmd.Context(), results.FollowConfig{Brokers: bl, Topic: topic, FromNewest: fromNow,
 				Sarama: sec.Sarama(eos.DefaultSaramaConfig), TopicWait: cmp.Or(topicWait, -1)}, format, idle))

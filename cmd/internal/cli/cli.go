@@ -83,7 +83,8 @@ func UseEnv(root *cobra.Command, prefix string) {
 
 // Setup is the common start of a program's run: it fills the flags not given from
 // the environment (prefix), then builds the logger and checks the broker list and
-// the security settings. The pointers are read after the environment is bound.
+// the security settings, and gives sec the broker list (Security.Brokers). The
+// pointers are read after the environment is bound.
 // Every error it returns is a usage error.
 func Setup(flags *pflag.FlagSet, prefix string, logFormat, logLevel, brokers *string, sec *Security) (*slog.Logger, []string, error) {
 	if err := BindEnv(flags, prefix); err != nil {
@@ -100,6 +101,7 @@ func Setup(flags *pflag.FlagSet, prefix string, logFormat, logLevel, brokers *st
 	if err := sec.Validate(); err != nil {
 		return nil, nil, err
 	}
+	sec.Brokers = list
 	return log, list, nil
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -71,6 +72,11 @@ type Security struct {
 	InsecureSkipVerify bool   // --tls-insecure-skip-verify
 
 	Kerberos Kerberos
+
+	// Brokers are the bootstrap brokers (--brokers, which each program registers
+	// itself). Explain probes them when a connection failed in a way a protocol
+	// mismatch would (see probeMismatch); Setup sets them.
+	Brokers []string
 
 	tls *tls.Config // built by Validate
 }
@@ -438,7 +444,12 @@ func (s Security) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, s.Strin
 
 // Explain turns a failure to connect into an error that says what to fix: failed
 // authentication names the user and mechanism, a failed TLS handshake points at
-// the TLS flags. Other errors are returned as they are.
+// the TLS flags, a TLS client on a plaintext listener or a plaintext client on a
+// TLS listener points at --security-protocol, brokers that cannot be reached at
+// --brokers. Other errors are returned as they are.
+//
+// A closed connection (EOF) is ambiguous; Explain then probes s.Brokers for a
+// protocol mismatch, which takes up to probeTimeout.
 func (s *Security) Explain(err error) error {
 	if err == nil {
 		return nil
@@ -468,8 +479,42 @@ func (s *Security) Explain(err error) error {
 		return fmt.Errorf("the brokers do not speak TLS on this port (check --security-protocol and --brokers): %w", err)
 	case s.TLS() && errors.As(err, &netOpError) && strings.Contains(err.Error(), "tls:"):
 		return fmt.Errorf("TLS handshake with the brokers failed (check --tls-* and whether the listener wants a client certificate): %w", err)
+	case !s.TLS() && strings.Contains(err.Error(), kafkaGoExpectsTLS):
+		// kafka-go recognised the TLS alert itself; no need to ask the broker.
+		return s.mismatch("", err)
+	case mayBeMismatch(err):
+		// Explain has no context: it runs once, after the failure, and
+		// probeMismatch bounds itself.
+		if b := probeMismatch(context.Background(), s.Brokers, s.TLS()); b != "" {
+			return s.mismatch(b, err)
+		}
 	}
 	return ExplainUnreachable(err)
+}
+
+// kafkaGoExpectsTLS is how kafka-go (taxi-replay's client) says that a plaintext
+// connection got a TLS alert back. It only puts it in the message, so Explain
+// looks for the text.
+const kafkaGoExpectsTLS = "broker appears to be expecting TLS"
+
+// mismatch explains err as the client speaking the other protocol than the
+// listener: broker is the one a probe found doing so ("" when it is known
+// otherwise).
+func (s *Security) mismatch(broker string, err error) error {
+	if s.TLS() {
+		answered := ""
+		if broker != "" {
+			answered = broker + " answers plaintext Kafka requests; "
+		}
+		return fmt.Errorf("the brokers do not speak TLS on this port (%scheck --security-protocol: PLAINTEXT or SASL_PLAINTEXT, not %s; and --brokers): %w",
+			answered, s.Protocol, err)
+	}
+	answered := ""
+	if broker != "" {
+		answered = broker + " answers a TLS handshake; "
+	}
+	return fmt.Errorf("the broker appears to be expecting TLS on this port (%scheck --security-protocol: SSL or SASL_SSL, not %s; and --brokers): %w",
+		answered, s.Protocol, err)
 }
 
 // ErrBrokerUnreachable is wrapped by ExplainUnreachable's (and Explain's) error when
