@@ -65,7 +65,13 @@ func (c *common) security() (kafkaio.Security, error) {
 }
 
 // brokerList and logger check their flags; their errors are usage errors.
-func (c *common) brokerList() ([]string, error) { return cli.Brokers(c.brokers) }
+// brokerList also gives the list to the security settings, whose Explain probes
+// the brokers for a protocol mismatch.
+func (c *common) brokerList() ([]string, error) {
+	list, err := cli.Brokers(c.brokers)
+	c.sec.Brokers = list
+	return list, err
+}
 
 func (c *common) logger() (*slog.Logger, error) {
 	return cli.NewLogger(os.Stderr, c.logFormat, c.logLevel)
@@ -115,6 +121,10 @@ Inputs: files (.parquet, .csv, .csv.gz), directories (walked), globs, hdfs://nam
 (HADOOP_CONF_DIR is honoured; Kerberos with --hdfs-keytab + --hdfs-principal or a ticket cache).
 Every input is checked (footer, schema; in file order every row) before anything is sent.
 
+Broker faults (a restart, a leader change, a lost node) pause the replay: the producer is
+idempotent and resends each unacknowledged batch as it was until --retry-timeout, so the broker
+keeps one copy; the log says how long it paused.
+
 --resume continues an interrupted or killed replay with the same inputs and flags: each partition's
 last record tells where it ends, and only what is missing is sent (no gap, no duplicate).`,
 		Example: `  taxi-replay --brokers localhost:9092 ../shared/data/green_tripdata_2024-01.parquet
@@ -162,6 +172,8 @@ last record tells where it ends, and only what is missing is sent (no gap, no du
 	f.IntVar(&c.ChunkRows, "chunk-rows", replay.DefaultChunkRows, "records of one partition handed to its sender at once")
 	f.IntVar(&c.QueueDepth, "queue-depth", replay.DefaultQueueDepth, "chunks per partition that may wait behind the one being sent")
 	f.DurationVar(&c.Linger, "linger", replay.DefaultLinger, "how long a partly filled chunk may wait when the replay is paced")
+	f.DurationVar(&c.RetryTimeout, "retry-timeout", kafkaio.DefaultRetryTimeout, "how long a batch is resent through a broker fault (restart, leader change, lost node) before the replay stops; "+
+		"resending never duplicates (idempotent producer)")
 	f.IntVar(&c.SortRunRows, "sort-run-rows", replay.DefaultSortRunRows, "rows held in memory by the event-time sort; more are spilled to --temp-dir (about 440 bytes per row)")
 	f.StringVar(&c.TempDir, "temp-dir", "", "directory for the sort's spill files (default: the system temp dir)")
 	f.StringVar(&rf.progress, "progress", "auto", `progress display: "auto" (a bar on a terminal, log lines otherwise), "bar", "log" or "none"`)

@@ -120,6 +120,10 @@ type Config struct {
 	// WriteTimeout bounds one produce request including the acks of all in-sync replicas.
 	// Default 30s. Kafka's request.timeout.ms.
 	WriteTimeout time.Duration
+	// RetryTimeout bounds how long a batch is resent through broker faults (a restart, a
+	// leader change, a lost node) before the replay stops; the producer is idempotent, so
+	// resending never duplicates. Default 5m. Kafka's delivery.timeout.ms.
+	RetryTimeout time.Duration
 
 	// SortRunRows bounds the rows held in memory by the event-time sort (more are spilled
 	// to sorted runs in TempDir). Default 65536 (about 30 MB).
@@ -188,6 +192,9 @@ func (c Config) withDefaults() Config {
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = kafkaio.DefaultWriteTimeout
 	}
+	if c.RetryTimeout == 0 {
+		c.RetryTimeout = kafkaio.DefaultRetryTimeout
+	}
 	if c.SortRunRows == 0 {
 		c.SortRunRows = DefaultSortRunRows
 	}
@@ -242,6 +249,8 @@ func (c Config) validated() (Config, error) {
 		return bad("linger %v: want >= 0", c.Linger)
 	case c.WriteTimeout < 0:
 		return bad("write timeout %v: want > 0", c.WriteTimeout)
+	case c.RetryTimeout < 0:
+		return bad("retry timeout %v: want > 0", c.RetryTimeout)
 	case c.SortRunRows < 1:
 		return bad("sort run rows %d: want >= 1", c.SortRunRows)
 	}

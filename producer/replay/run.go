@@ -37,6 +37,10 @@ type Summary struct {
 	Markers int64 // marker records written (one per partition and position)
 	Bytes   int64 // uncompressed key + value + header bytes written
 	Batches int64 // record batches (produce requests)
+	// Retries counts the resends of batches through broker faults; Paused is how long
+	// they held the replay up (wall-clock time with at least one partition failing).
+	Retries int64
+	Paused  time.Duration
 
 	Elapsed     time.Duration // the whole run: inputs, sort, sending
 	SendElapsed time.Duration // from the first send to the last acknowledgement
@@ -71,7 +75,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		r.log.Info("replay summary", "rows", sum.Rows, "skipped", sum.Skipped, "markers", sum.Markers,
 			"bytes", sum.Bytes, "batches", sum.Batches, "seconds", fmt.Sprintf("%.3f", sum.Elapsed.Seconds()),
 			"send_seconds", fmt.Sprintf("%.3f", sum.SendElapsed.Seconds()),
-			"rows_per_s", int64(sum.RowsPerSecond()), "interrupted", sum.Interrupted)
+			"rows_per_s", int64(sum.RowsPerSecond()), "retries", sum.Retries,
+			"paused", sum.Paused.Round(time.Millisecond), "interrupted", sum.Interrupted)
 	}
 	return sum, err
 }
@@ -310,7 +315,8 @@ func (r *runner) send(ctx context.Context, it order.Iterator, parts int, pts []r
 	compression, _ := ParseCompression(cfg.Compression)
 	producer, err := kafkaio.NewProducer(kafkaio.ProducerConfig{
 		Brokers: cfg.Brokers, Topic: cfg.Topic, Compression: compression, ZstdLevel: cfg.ZstdLevel,
-		MaxBatchBytes: cfg.MaxBatchBytes, WriteTimeout: cfg.WriteTimeout, Security: cfg.Security,
+		MaxBatchBytes: cfg.MaxBatchBytes, WriteTimeout: cfg.WriteTimeout, RetryTimeout: cfg.RetryTimeout,
+		Security: cfg.Security, Logger: r.log,
 	})
 	if err != nil {
 		return err
@@ -337,9 +343,10 @@ func (r *runner) send(ctx context.Context, it order.Iterator, parts int, pts []r
 	for p := range senders {
 		senders[p] = &sender{part: p, producer: producer, names: r.names, counts: &counts, fail: fail, failed: &failed}
 	}
-	// The senders never see Ctrl-C: what is queued is sent and acknowledged (a batch cut off
-	// mid-request would leave its outcome unknown). WriteTimeout bounds each request.
-	disp := newDispatcher(context.WithoutCancel(ctx), senders, cfg.ChunkRows, cfg.QueueDepth, cfg.Linger)
+	// On Ctrl-C what is queued is still sent and acknowledged: the producer never cuts a
+	// request off (its outcome would be unknown), WriteTimeout bounds each; ctx only ends
+	// the waits between resends during a broker fault.
+	disp := newDispatcher(ctx, senders, cfg.ChunkRows, cfg.QueueDepth, cfg.Linger)
 	prog := startProgress(cfg, &counts, &skipped, sum.TotalRows)
 
 	sendStart := time.Now()
@@ -357,6 +364,7 @@ func (r *runner) send(ctx context.Context, it order.Iterator, parts int, pts []r
 
 	sum.Rows, sum.Markers = counts.rows.Load(), counts.markers.Load()
 	sum.Bytes, sum.Batches = counts.bytes.Load(), counts.batches.Load()
+	sum.Retries, sum.Paused = counts.retries.Load(), producer.Paused()
 	sum.Skipped = skipped.Load()
 	switch {
 	case sendErr != nil:

@@ -32,6 +32,7 @@ type counters struct {
 	markers atomic.Int64 // marker records acknowledged (one per partition and position)
 	bytes   atomic.Int64 // uncompressed key+value+header bytes acknowledged
 	batches atomic.Int64 // record batches (produce requests)
+	retries atomic.Int64 // batches resent through broker faults
 }
 
 // sender owns one partition: it encodes the partition's chunks and produces them one after
@@ -93,6 +94,7 @@ func (s *sender) send(ctx context.Context, c *chunk) {
 	s.counts.markers.Add(int64(res.Records - ackRides))
 	s.counts.bytes.Add(res.Bytes)
 	s.counts.batches.Add(int64(res.Batches))
+	s.counts.retries.Add(int64(res.Retries))
 	if err != nil {
 		s.fail(err)
 	}

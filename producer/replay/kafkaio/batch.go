@@ -20,7 +20,7 @@ import (
 //
 //	int32 size | int64 baseOffset | int32 batchLength | int32 partitionLeaderEpoch | int8 magic=2 |
 //	uint32 crc32c(attributes..end) | int16 attributes | int32 lastOffsetDelta | int64 baseTimestamp |
-//	int64 maxTimestamp | int64 producerId=-1 | int16 producerEpoch=-1 | int32 baseSequence=-1 |
+//	int64 maxTimestamp | int64 producerId | int16 producerEpoch | int32 baseSequence |
 //	int32 count | records
 //
 // and each record: varint length | int8 attributes | varint timestampDelta | varint offsetDelta |
@@ -34,9 +34,20 @@ type batchEncoder struct {
 
 const batchHeaderSize = 4 + 61
 
-// encode renders records [first, end) with CreateTime nowMs and returns the bytes (valid until
-// the next call).
-func (e *batchEncoder) encode(rs *Records, first, end int, nowMs int64) ([]byte, error) {
+// batchProducer is the idempotent producer's part of a batch header; all -1 without
+// idempotence.
+type batchProducer struct {
+	id       int64
+	epoch    int16
+	sequence int32
+}
+
+// noProducer is the header part of a non-idempotent batch.
+var noProducer = batchProducer{id: -1, epoch: -1, sequence: -1}
+
+// encode renders records [first, end) with CreateTime nowMs as a batch of producer bp and
+// returns the bytes (valid until the next call).
+func (e *batchEncoder) encode(rs *Records, first, end int, nowMs int64, bp batchProducer) ([]byte, error) {
 	e.out.Reset()
 	var hdr [batchHeaderSize]byte
 	e.out.Write(hdr[:])
@@ -73,9 +84,9 @@ func (e *batchEncoder) encode(rs *Records, first, end int, nowMs int64) ([]byte,
 	be.PutUint32(b[27:], uint32(n-1))           // last offset delta
 	be.PutUint64(b[31:], uint64(nowMs))         // base timestamp
 	be.PutUint64(b[39:], uint64(nowMs))         // max timestamp
-	be.PutUint64(b[47:], 0xffffffffffffffff)    // producer id -1
-	be.PutUint16(b[55:], 0xffff)                // producer epoch -1
-	be.PutUint32(b[57:], 0xffffffff)            // base sequence -1
+	be.PutUint64(b[47:], uint64(bp.id))         // producer id
+	be.PutUint16(b[55:], uint16(bp.epoch))      // producer epoch
+	be.PutUint32(b[57:], uint32(bp.sequence))   // base sequence
 	be.PutUint32(b[61:], uint32(n))             // record count
 	be.PutUint32(b[21:], codecs.CRC32C(b[25:])) // crc of attributes..end
 	return b, nil

@@ -139,7 +139,7 @@ func TestBatchEncodingRoundTrip(t *testing.T) {
 			}
 			enc := &batchEncoder{codec: codec}
 			for _, span := range [][2]int{{0, rs.Len()}, {7, 8}, {100, 350}} {
-				raw, err := enc.encode(&rs, span[0], span[1], 1_700_000_000_123)
+				raw, err := enc.encode(&rs, span[0], span[1], 1_700_000_000_123, noProducer)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -249,11 +249,11 @@ func BenchmarkBatchEncode(b *testing.B) {
 			enc := &batchEncoder{codec: codec}
 			b.SetBytes(int64(len(rs.Buf)))
 			for b.Loop() {
-				if _, err := enc.encode(&rs, 0, rs.Len(), 0); err != nil {
+				if _, err := enc.encode(&rs, 0, rs.Len(), 0, noProducer); err != nil {
 					b.Fatal(err)
 				}
 			}
-			raw, _ := enc.encode(&rs, 0, rs.Len(), 0)
+			raw, _ := enc.encode(&rs, 0, rs.Len(), 0, noProducer)
 			b.ReportMetric(float64(len(rs.Buf))/float64(len(raw)), "ratio")
 			b.ReportMetric(float64(rs.Len())*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 		})

@@ -2,8 +2,10 @@ package kafkaio
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,24 +14,44 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// sentBatch is what the in-process cluster saw of one produce request's batch.
+type sentBatch struct {
+	producerID int64
+	epoch      int16
+	sequence   int32
+}
+
 // produceWith starts an in-process cluster whose produce requests are answered by answer
-// (errorCode 0: handled by the cluster) and produces one record to it. It returns how many
-// produce requests the cluster saw and Produce's error.
-func produceWith(t *testing.T, ctx context.Context, answer func(n int64) int16) (int64, error) {
+// (errorCode 0: handled by the cluster) and produces one record to it, calls times (default
+// once). It returns the batches the cluster saw (one per produce request) and the first
+// error.
+func produceWith(t *testing.T, ctx context.Context, retryTimeout time.Duration, answer func(n int64) int16, calls ...int) ([]sentBatch, error) {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "rides"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var requests atomic.Int64
+	var (
+		mu   sync.Mutex
+		sent []sentBatch
+	)
 	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
-		code := answer(requests.Add(1))
+		pr := req.(*kmsg.ProduceRequest)
+		raw := pr.Topics[0].Partitions[0].Records
+		mu.Lock()
+		sent = append(sent, sentBatch{
+			producerID: int64(binary.BigEndian.Uint64(raw[43:])),
+			epoch:      int16(binary.BigEndian.Uint16(raw[51:])),
+			sequence:   int32(binary.BigEndian.Uint32(raw[53:])),
+		})
+		n := int64(len(sent))
+		mu.Unlock()
+		code := answer(n)
 		if code == 0 {
 			return nil, nil, false
 		}
-		pr := req.(*kmsg.ProduceRequest)
 		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
 		for _, rt := range pr.Topics {
 			st := kmsg.NewProduceResponseTopic()
@@ -43,7 +65,7 @@ func produceWith(t *testing.T, ctx context.Context, answer func(n int64) int16) 
 		}
 		return resp, nil, true
 	})
-	p, err := NewProducer(ProducerConfig{Brokers: c.ListenAddrs(), Topic: "rides", WriteTimeout: 5 * time.Second})
+	p, err := NewProducer(ProducerConfig{Brokers: c.ListenAddrs(), Topic: "rides", WriteTimeout: 5 * time.Second, RetryTimeout: retryTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,43 +77,89 @@ func produceWith(t *testing.T, ctx context.Context, answer func(n int64) int16) 
 	rs.Buf = append(rs.Buf, "v"...)
 	rs.EndValue()
 	rs.End()
-	_, err = p.Produce(ctx, 0, &rs)
-	return requests.Load(), err
+	times := 1
+	if len(calls) > 0 {
+		times = calls[0]
+	}
+	for range times {
+		if _, err = p.Produce(ctx, 0, &rs); err != nil {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return sent, err
 }
 
 const (
-	codeRequestTimedOut   = 7  // outcome unknown: never resent
+	codeRequestTimedOut   = 7  // outcome unknown: resent as it was (idempotent)
+	codeMessageTooLarge   = 10 // final: checked before the append
 	codeNotEnoughReplicas = 19 // checked before the append: resent
 )
 
 func TestProduceResendsRejectedBatch(t *testing.T) {
-	n, err := produceWith(t, context.Background(), func(n int64) int16 {
+	sent, err := produceWith(t, context.Background(), time.Minute, func(n int64) int16 {
 		if n <= 2 {
 			return codeNotEnoughReplicas
 		}
 		return 0
 	})
-	if err != nil || n != 3 {
-		t.Fatalf("Produce after two rejections: %v, %d requests; want success on the 3rd", err, n)
+	if err != nil || len(sent) != 3 {
+		t.Fatalf("Produce after two rejections: %v, %d requests; want success on the 3rd", err, len(sent))
 	}
 }
 
-func TestProduceDoesNotResendUnknownOutcome(t *testing.T) {
-	n, err := produceWith(t, context.Background(), func(int64) int16 { return codeRequestTimedOut })
+// A batch whose outcome is unknown is resent exactly as it was: the same producer id,
+// epoch and base sequence, so that a broker that appended it drops the copy. The next
+// batch continues the sequence.
+func TestProduceResendsUnknownOutcomeWithTheSameSequence(t *testing.T) {
+	sent, err := produceWith(t, context.Background(), time.Minute, func(n int64) int16 {
+		if n <= 2 {
+			return codeRequestTimedOut
+		}
+		return 0
+	}, 2)
+	if err != nil || len(sent) != 4 {
+		t.Fatalf("Produce after two timeouts, then a second batch: %v, %d requests; want 4", err, len(sent))
+	}
+	first := sent[0]
+	if first.producerID < 0 || first.epoch < 0 || first.sequence != 0 {
+		t.Fatalf("first batch not idempotent: %+v", first)
+	}
+	for i, b := range sent[1:3] {
+		if b != first {
+			t.Errorf("resend %d carries %+v, want %+v", i+1, b, first)
+		}
+	}
+	if want := (sentBatch{first.producerID, first.epoch, 1}); sent[3] != want {
+		t.Errorf("second batch carries %+v, want %+v", sent[3], want)
+	}
+}
+
+func TestProduceGivesUpAtTheRetryTimeout(t *testing.T) {
+	sent, err := produceWith(t, context.Background(), time.Second, func(int64) int16 { return codeRequestTimedOut })
 	var pe *ProduceError
-	if !errors.As(err, &pe) || !pe.Unknown || n != 1 {
-		t.Fatalf("Produce with an unknown outcome: %v, %d requests; want an Unknown ProduceError after 1", err, n)
+	if !errors.As(err, &pe) || !pe.Unknown || !strings.Contains(err.Error(), "still failing after") || len(sent) < 2 {
+		t.Fatalf("Produce that always times out: %v, %d requests; want an Unknown ProduceError after retries", err, len(sent))
+	}
+}
+
+func TestProduceDoesNotResendFinalErrors(t *testing.T) {
+	sent, err := produceWith(t, context.Background(), time.Minute, func(int64) int16 { return codeMessageTooLarge })
+	var pe *ProduceError
+	if !errors.As(err, &pe) || pe.Unknown || len(sent) != 1 {
+		t.Fatalf("Produce of a batch too large: %v, %d requests; want a not-written ProduceError after 1", err, len(sent))
 	}
 }
 
 func TestProduceStopsResendingWhenCanceled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	n, err := produceWith(t, ctx, func(int64) int16 { return codeNotEnoughReplicas })
+	sent, err := produceWith(t, ctx, time.Minute, func(int64) int16 { return codeNotEnoughReplicas })
 	var pe *ProduceError
 	if !errors.As(err, &pe) || pe.Unknown || !errors.Is(err, context.DeadlineExceeded) ||
-		!strings.Contains(err.Error(), "while waiting to resend") || n < 2 || n > DefaultMaxRejectRetries {
-		t.Fatalf("Produce canceled while resending: %v, %d requests; want a not-written ProduceError wrapping the deadline", err, n)
+		!strings.Contains(err.Error(), "while waiting to resend") || len(sent) < 2 {
+		t.Fatalf("Produce canceled while resending: %v, %d requests; want a not-written ProduceError wrapping the deadline", err, len(sent))
 	}
 }
 

@@ -1,0 +1,353 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/taxi-stream/taxi-stream/codecs"
+	"github.com/taxi-stream/taxi-stream/integration/kafkalocal"
+	"github.com/taxi-stream/taxi-stream/integration/kafkatest"
+	"github.com/taxi-stream/taxi-stream/processors/eos"
+)
+
+// The replay producer rides through broker faults by itself (issue 12 §1): the shipped
+// taxi-replay, with its defaults, keeps replaying while its broker is SIGKILLed and
+// restarted (twice, one node) or while one node of three is lost and brought back, exits
+// 0, and the rides topic is identical to an uninterrupted replay of the same file: every
+// value, key, partition and sequence number, in the same order. On the single node the
+// processor runs through the faults too, and its results equal the batch oracle.
+
+// faultFile is the real month replayed: 56,551 rides.
+const faultFile = "green_tripdata_2024-01.parquet"
+
+func TestReplayRidesThroughBrokerRestarts(t *testing.T) {
+	c := kafka.Local(t)
+	if c == nil {
+		t.Skip("kills the broker: needs the tests' own local broker, not KAFKA_BROKERS")
+	}
+	bin := buildReplay(t)
+	path := filepath.Join(sharedData(t), faultFile)
+	brokers := kafka.Brokers(t)
+
+	ref := kafkatest.UniqueName(t, "reference")
+	replayOnce(t, bin, brokers, ref, path)
+
+	// The processor reads the faulty topic while the broker fails under both programs.
+	rides := readParquetRides(t, path)
+	want := oracle(t, rides, readBoroughs(t, filepath.Join(sharedData(t), "taxi_zone_lookup.csv")))
+	topics := pipelineInputs(t, 3)
+	h := startPipelineApp(t, topics, eos.ExactlyOnce, "f1", topics.Rides+"-app")
+	defer h.stop()
+
+	p := startFaultyReplay(t, bin, brokers, topics.Rides, path)
+	for i := range 2 {
+		waitGrowing(t, brokers, topics.Rides, p)
+		seen := strings.Count(p.out.String(), "produce failed")
+		down := time.Now()
+		if err := c.KillNode(1); err != nil {
+			t.Fatalf("kill the broker: %v", err)
+		}
+		// Restart once the producer has seen the fault: it must resume by itself.
+		waitOutput(t, p, "produce failed", seen+1, 2*time.Minute)
+		if err := c.RestartNode(context.Background(), 1); err != nil {
+			t.Fatalf("restart the broker: %v", err)
+		}
+		t.Logf("fault %d: broker SIGKILLed and back after %s", i+1, time.Since(down).Round(100*time.Millisecond))
+	}
+	finishFaultyReplay(t, p)
+	compareTopics(t, brokers, ref, topics.Rides)
+
+	results := readAll(t, topics.Results, len(want), 5*time.Minute)
+	got := map[string][]byte{}
+	for _, m := range results {
+		if _, dup := got[string(m.Key)]; dup {
+			t.Errorf("result %s written more than once", m.Key)
+		}
+		got[string(m.Key)] = m.Value
+	}
+	for key, cell := range want {
+		if v, ok := got[key]; !ok {
+			t.Errorf("no result for %s (oracle: %d rides)", key, cell.count)
+		} else {
+			checkResultAgainstOracle(t, key, v, cell)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d results, the oracle has %d", len(got), len(want))
+	}
+}
+
+func TestReplayRidesThroughALostNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	if _, err := os.Stat(filepath.Join(sharedData(t), faultFile)); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildReplay(t)
+	c, err := kafkalocal.Start(context.Background(), kafkalocal.Config{
+		Dir: filepath.Join(t.TempDir(), "kafka"), Nodes: 3, HeapMB: 384,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatalf("start a 3-node cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = c.Stop(ctx)
+	})
+	brokers := c.Brokers()
+	path := filepath.Join(sharedData(t), faultFile)
+	ref, faulty := kafkatest.UniqueName(t, "reference"), kafkatest.UniqueName(t, "faulty")
+	replayOnce(t, bin, brokers, ref, path) // replication 3, min.insync.replicas 2 (the cluster's defaults)
+
+	p := startFaultyReplay(t, bin, brokers, faulty, path)
+	waitGrowing(t, brokers, faulty, p)
+	victim := leaderOf(t, brokers, faulty, 0)
+	down := time.Now()
+	if err := c.KillNode(victim); err != nil {
+		t.Fatalf("kill node %d: %v", victim, err)
+	}
+	// Two nodes still take writes: the producer must resume while the node is down.
+	waitOutput(t, p, "produce resumed", 1, 3*time.Minute)
+	t.Logf("node %d SIGKILLed; the producer resumed after %s with two nodes", victim, time.Since(down).Round(100*time.Millisecond))
+	if err := c.RestartNode(context.Background(), victim); err != nil {
+		t.Fatalf("restart node %d: %v", victim, err)
+	}
+	finishFaultyReplay(t, p)
+	compareTopics(t, brokers, ref, faulty)
+}
+
+func buildReplay(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := buildPrograms(moduleRoot(t), dir, "taxi-replay"); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "taxi-replay")
+}
+
+// replayArgs are the flags of both replays: the defaults but for a marker every 1,000
+// rides (more markers to compare) and no progress display.
+func replayArgs(brokers []string, topic, path string) []string {
+	return []string{"--brokers", strings.Join(brokers, ","), "--topic", topic, "--marker-every", "1000",
+		"--progress", "none", path}
+}
+
+// replayOnce replays path into topic without faults.
+func replayOnce(t *testing.T, bin string, brokers []string, topic, path string) {
+	t.Helper()
+	p := startProgram(t, bin, nil, replayArgs(brokers, topic, path)...)
+	if code := p.wait(5 * time.Minute); code != 0 {
+		t.Fatalf("reference replay exited %d:\n%s", code, tailLines(p.out.String(), 30))
+	}
+}
+
+// startFaultyReplay starts the replay paced at 4,000 rides/s (about 14 s of sending), so
+// that the faults land while it sends.
+func startFaultyReplay(t *testing.T, bin string, brokers []string, topic, path string) *program {
+	t.Helper()
+	return startProgram(t, bin, nil, append([]string{"--rate", "4000"}, replayArgs(brokers, topic, path)...)...)
+}
+
+// finishFaultyReplay waits for the replay's exit 0 and logs its pauses.
+func finishFaultyReplay(t *testing.T, p *program) {
+	t.Helper()
+	if code := p.wait(10 * time.Minute); code != 0 {
+		t.Fatalf("replay through broker faults exited %d:\n%s", code, tailLines(p.out.String(), 40))
+	}
+	out := p.out.String()
+	resumed := regexp.MustCompile(`produce resumed.*partition=(\d+) paused=(\S+)`).FindAllStringSubmatch(out, -1)
+	if len(resumed) == 0 {
+		t.Errorf("the replay never logged a pause: no fault hit it\n%s", tailLines(out, 40))
+	}
+	for _, m := range resumed {
+		t.Logf("partition %s paused %s", m[1], m[2])
+	}
+	if m := regexp.MustCompile(`replay summary.*retries=(\d+) paused=(\S+)`).FindStringSubmatch(out); m != nil {
+		t.Logf("replay summary: %s resends, held up %s in total", m[1], m[2])
+	}
+}
+
+// waitGrowing waits until topic holds more records than when called (the replay sends).
+func waitGrowing(t *testing.T, brokers []string, topic string, p *program) {
+	t.Helper()
+	start := recordCount(t, brokers, topic)
+	deadline := time.Now().Add(3 * time.Minute)
+	for recordCount(t, brokers, topic) <= start+1000 {
+		select {
+		case <-p.done:
+			t.Fatalf("the replay ended before the fault:\n%s", tailLines(p.out.String(), 30))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not grow:\n%s", topic, tailLines(p.out.String(), 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitOutput waits until the program's output holds needle at least n times.
+func waitOutput(t *testing.T, p *program, needle string, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for strings.Count(p.out.String(), needle) < n {
+		select {
+		case <-p.done:
+			t.Fatalf("the replay exited while waiting for %q:\n%s", needle, tailLines(p.out.String(), 30))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q (%d times) within %s:\n%s", needle, n, timeout, tailLines(p.out.String(), 30))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// recordCount is the number of records of topic (0 while it does not exist or the
+// cluster does not answer).
+func recordCount(t *testing.T, brokers []string, topic string) int64 {
+	t.Helper()
+	client, err := sarama.NewClient(brokers, kafkatest.SaramaConfig())
+	if err != nil {
+		return 0
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, p := range parts {
+		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return 0
+		}
+		n += end
+	}
+	return n
+}
+
+// leaderOf returns the node leading topic/partition.
+func leaderOf(t *testing.T, brokers []string, topic string, partition int32) int {
+	t.Helper()
+	client, err := sarama.NewClient(brokers, kafkatest.SaramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	b, err := client.Leader(topic, partition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(b.ID())
+}
+
+// topicRecord is what compareTopics compares of a record.
+type topicRecord struct {
+	key, value, seq, kind string
+}
+
+// readPartitions reads every partition of topic completely (up to its high watermark).
+func readPartitions(t *testing.T, brokers []string, topic string) [][]topicRecord {
+	t.Helper()
+	cfg := kafkatest.SaramaConfig()
+	cfg.Consumer.Fetch.Default = 8 << 20
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	out := make([][]topicRecord, len(parts))
+	for _, p := range parts {
+		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end == 0 {
+			continue
+		}
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		timeout := time.After(3 * time.Minute)
+		for done := false; !done; {
+			select {
+			case m := <-pc.Messages():
+				r := topicRecord{key: string(m.Key), value: string(m.Value)}
+				for _, h := range m.Headers {
+					switch string(h.Key) {
+					case codecs.HeaderSeq:
+						r.seq = string(h.Value)
+					case codecs.HeaderKind:
+						r.kind = string(h.Value)
+					}
+				}
+				out[p] = append(out[p], r)
+				done = m.Offset >= end-1
+			case err := <-pc.Errors():
+				t.Fatalf("consume %s/%d: %v", topic, p, err)
+			case <-timeout:
+				t.Fatalf("consume %s/%d: timed out at %d records of %d", topic, p, len(out[p]), end)
+			}
+		}
+		pc.Close()
+	}
+	return out
+}
+
+// compareTopics checks that got holds exactly the records of want, partition by
+// partition, in the same order.
+func compareTopics(t *testing.T, brokers []string, want, got string) {
+	t.Helper()
+	w, g := readPartitions(t, brokers, want), readPartitions(t, brokers, got)
+	if len(w) != len(g) {
+		t.Fatalf("%s has %d partitions, %s %d", got, len(g), want, len(w))
+	}
+	total := 0
+	for p := range w {
+		total += len(w[p])
+		if len(g[p]) != len(w[p]) {
+			t.Errorf("partition %d: %d records after the faults, %d without", p, len(g[p]), len(w[p]))
+		}
+		for i := range min(len(w[p]), len(g[p])) {
+			if g[p][i] != w[p][i] {
+				t.Errorf("partition %d offset %d: %s, want %s", p, i, describeRecord(g[p][i]), describeRecord(w[p][i]))
+				break
+			}
+		}
+	}
+	if total < 50_000 {
+		t.Errorf("the reference holds %d records, want the whole month", total)
+	}
+	t.Logf("%s equals the uninterrupted replay: %d records in %d partitions", got, total, len(w))
+}
+
+func describeRecord(r topicRecord) string {
+	if r.kind != "" {
+		return fmt.Sprintf("marker ts-seq %s", r.seq)
+	}
+	seq, _ := strconv.Atoi(r.seq)
+	return fmt.Sprintf("ride %s ts-seq %d", r.key, seq)
+}
