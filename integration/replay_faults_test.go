@@ -2,8 +2,10 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -49,6 +51,12 @@ func TestReplayRidesThroughBrokerRestarts(t *testing.T) {
 	h := startPipelineApp(t, topics, eos.ExactlyOnce, "f1", topics.Rides+"-app")
 	defer h.stop()
 
+	// The two readers follow the results topic through the faults.
+	follow := startProgram(t, filepath.Join(filepath.Dir(bin), "taxi-results"), nil, "--brokers", strings.Join(brokers, ","),
+		"--topic", topics.Results, "--format", "json")
+	board := startProgram(t, filepath.Join(filepath.Dir(bin), "taxi-dashboard"), nil, "--brokers", strings.Join(brokers, ","),
+		"--results-topic", topics.Results, "--query-url", "", "--http-addr", "127.0.0.1:0")
+
 	p := startFaultyReplay(t, bin, brokers, topics.Rides, path)
 	for i := range 2 {
 		waitGrowing(t, brokers, topics.Rides, p)
@@ -85,6 +93,68 @@ func TestReplayRidesThroughBrokerRestarts(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("%d results, the oracle has %d", len(got), len(want))
 	}
+
+	// Each reader shows every result once: none skipped, none twice.
+	values := map[string]int{}
+	for _, v := range got {
+		values[string(v)]++
+	}
+	printed := func() []string {
+		var lines []string
+		for _, l := range strings.Split(follow.out.String(), "\n") {
+			if strings.HasPrefix(l, "{") {
+				lines = append(lines, l)
+			}
+		}
+		return lines
+	}
+	eventually(t, 3*time.Minute, "taxi-results printed every result", func() string {
+		if n := len(printed()); n < len(got) {
+			return fmt.Sprintf("%d of %d printed; its output ends:\n%s", n, len(got), tailLines(follow.out.String(), 10))
+		}
+		return ""
+	})
+	shown := map[string]int{}
+	for _, l := range printed() {
+		shown[l]++
+	}
+	for v, n := range values {
+		if shown[v] != n {
+			t.Errorf("taxi-results printed %s %d times, the topic holds it %d times", v, shown[v], n)
+		}
+	}
+	if len(printed()) != len(got) {
+		t.Errorf("taxi-results printed %d results, the topic holds %d", len(printed()), len(got))
+	}
+	url := regexp.MustCompile(`dashboard listening" url=(\S+)`).FindStringSubmatch(board.out.String())
+	if url == nil {
+		t.Fatalf("taxi-dashboard did not say where it listens:\n%s", tailLines(board.out.String(), 20))
+	}
+	eventually(t, 3*time.Minute, "the dashboard holds every result once", func() string {
+		resp, err := http.Get(strings.TrimSuffix(url[1], "/") + "/api/results")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		var entries []struct {
+			Key string `json:"key"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&entries); err != nil {
+			return err.Error()
+		}
+		keys := map[string]bool{}
+		for _, e := range entries {
+			if keys[e.Key] {
+				return "result " + e.Key + " shown twice"
+			}
+			keys[e.Key] = true
+		}
+		if len(keys) != len(got) {
+			return fmt.Sprintf("%d of %d results", len(keys), len(got))
+		}
+		return ""
+	})
+	t.Logf("taxi-results and taxi-dashboard show each of the %d results once", len(got))
 }
 
 func TestReplayRidesThroughALostNode(t *testing.T) {
@@ -129,10 +199,12 @@ func TestReplayRidesThroughALostNode(t *testing.T) {
 	compareTopics(t, brokers, ref, faulty)
 }
 
+// buildReplay builds taxi-replay (and the two results readers beside it) and returns
+// taxi-replay's path.
 func buildReplay(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := buildPrograms(moduleRoot(t), dir, "taxi-replay"); err != nil {
+	if err := buildPrograms(moduleRoot(t), dir, "taxi-replay", "taxi-results", "taxi-dashboard"); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, "taxi-replay")

@@ -188,7 +188,7 @@ func run(ctx context.Context, cfg demoConfig) error {
 	var counted int64
 	var windows, records int
 	go func() {
-		followDone <- results.Follow(ctx, results.FollowConfig{Brokers: brokers, Topic: topics.Results, Sarama: eos.DefaultSaramaConfig},
+		followDone <- results.Follow(ctx, results.FollowConfig{Brokers: brokers, Topic: topics.Results, Sarama: eos.DefaultSaramaConfig, Logger: log},
 			func(r results.Record, err error) {
 				if err != nil {
 					log.Warn("unreadable result", "key", r.Key, "err", err)

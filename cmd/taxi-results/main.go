@@ -55,7 +55,7 @@ func newCommand() *cobra.Command {
 			sec.Brokers = bl // Explain probes them for a protocol mismatch
 			// The context ends at SIGTERM/SIGINT (cli.Main): a clean stop.
 			return sec.Explain(run(cmd.Context(), results.FollowConfig{Brokers: bl, Topic: topic, FromNewest: fromNow,
-				Sarama: sec.Sarama(eos.DefaultSaramaConfig), TopicWait: cmp.Or(topicWait, -1)}, format, idle))
+				Sarama: sec.Sarama(eos.DefaultSaramaConfig), TopicWait: cmp.Or(topicWait, -1), Logger: slog.Default()}, format, idle))
 		},
 	}
 	f := cmd.Flags()

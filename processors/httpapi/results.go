@@ -133,7 +133,7 @@ func (s *Server) followOnce(ctx context.Context, topic string) error {
 	// stops by itself once connected).
 	_, err = unlessDone(ctx, func() (struct{}, error) {
 		return struct{}{}, results.Follow(ctx, results.FollowConfig{
-			Brokers: s.cfg.Brokers, Topic: topic,
+			Brokers: s.cfg.Brokers, Topic: topic, Logger: s.log,
 			Sarama: func() *sarama.Config { return s.kafkaConfig("taxi-stream-results-" + s.cfg.InstanceID) },
 		}, add)
 	}, nil)

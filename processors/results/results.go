@@ -9,12 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/taxi-stream/taxi-stream/processors/aggregate"
 )
@@ -31,6 +34,9 @@ type FollowConfig struct {
 	// started before the processor has created it). Default (0) 2 minutes;
 	// negative: as long as it takes.
 	TopicWait time.Duration
+	// Logger reports broker faults while reading (the reader rides through them).
+	// Default: discard.
+	Logger *slog.Logger
 }
 
 // Record is one result as read from the topic.
@@ -43,7 +49,18 @@ type Record struct {
 // Follow reads the results topic (every partition, read_committed) and calls fn
 // for each record until ctx ends. A record that does not parse is reported to
 // fn with its error and skipped.
+//
+// Broker faults (a broker restarting, a leader moving) do not end it: Sarama's
+// partition consumers reconnect by themselves and report what happened on their
+// error channels, which Follow logs. A partition consumer that Sarama closes is
+// started again after the last record delivered, so no record is delivered twice
+// and none is skipped. Follow returns an error only when it cannot start or
+// restart reading a partition.
 func Follow(ctx context.Context, cfg FollowConfig, fn func(Record, error)) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	sc := cfg.Sarama()
 	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	sc.Consumer.MaxWaitTime = 50 * time.Millisecond
@@ -62,44 +79,94 @@ func Follow(ctx context.Context, cfg FollowConfig, fn func(Record, error)) error
 		start = sarama.OffsetNewest
 	}
 	var mu sync.Mutex // fn is called from one goroutine at a time
-	errs := make(chan error, len(parts))
-	var wg sync.WaitGroup
+	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range parts {
-		pc, err := consumer.ConsumePartition(cfg.Topic, p, start)
-		if err != nil {
-			return fmt.Errorf("results: consume %s/%d: %w", cfg.Topic, p, err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer pc.AsyncClose()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case m := <-pc.Messages():
-					rec := Record{Key: string(m.Key), Value: m.Value}
-					err := rec.Result.UnmarshalJSON(m.Value)
-					mu.Lock()
-					fn(rec, err)
-					mu.Unlock()
-				case err := <-pc.Errors():
-					errs <- err
-					return
-				}
-			}
-		}()
+		pr := &partitionReader{consumer: consumer, topic: cfg.Topic, partition: p, next: start, log: log}
+		g.Go(func() error {
+			return pr.run(gctx, func(rec Record, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				fn(rec, err)
+			})
+		})
 	}
-	wg.Wait()
-	select {
-	case err := <-errs:
+	if err := g.Wait(); err != nil && ctx.Err() == nil {
 		return err
-	default:
 	}
-	if errors.Is(ctx.Err(), context.Canceled) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return nil
+	return nil
+}
+
+// partitionReader reads one partition, restarting its Sarama consumer after the last
+// record delivered whenever Sarama closes it.
+type partitionReader struct {
+	consumer  sarama.Consumer
+	topic     string
+	partition int32
+	next      int64 // the offset to start again from
+	log       *slog.Logger
+}
+
+// restartTimeout bounds how long a closed partition consumer is restarted in vain.
+const restartTimeout = 5 * time.Minute
+
+func (r *partitionReader) run(ctx context.Context, fn func(Record, error)) error {
+	for {
+		pc, err := r.start(ctx)
+		if err != nil {
+			return err
+		}
+		closed := r.read(ctx, pc, fn)
+		pc.AsyncClose()
+		if !closed {
+			return nil // ctx ended
+		}
+		r.log.Warn("results reader: partition consumer closed; starting it again after the last record read",
+			"topic", r.topic, "partition", r.partition, "offset", r.next)
 	}
-	return ctx.Err()
+}
+
+// start starts the partition consumer at r.next, retrying with back-off while the
+// cluster is unavailable.
+func (r *partitionReader) start(ctx context.Context) (sarama.PartitionConsumer, error) {
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(200*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(restartTimeout))
+	return backoff.RetryWithData(func() (sarama.PartitionConsumer, error) {
+		pc, err := r.consumer.ConsumePartition(r.topic, r.partition, r.next)
+		if errors.Is(err, sarama.ErrOffsetOutOfRange) {
+			return nil, backoff.Permanent(err)
+		}
+		return pc, err
+	}, backoff.WithContext(bo, ctx))
+}
+
+// read delivers records until ctx ends (false) or Sarama closes the consumer (true).
+func (r *partitionReader) read(ctx context.Context, pc sarama.PartitionConsumer, fn func(Record, error)) bool {
+	var last string // the error last logged: a fault repeats it on every retry
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case m, ok := <-pc.Messages():
+			if !ok {
+				return true
+			}
+			if last != "" {
+				r.log.Info("results reader: reading again", "topic", r.topic, "partition", r.partition)
+				last = ""
+			}
+			r.next = m.Offset + 1
+			rec := Record{Key: string(m.Key), Value: m.Value}
+			fn(rec, rec.Result.UnmarshalJSON(m.Value))
+		case err, ok := <-pc.Errors():
+			if !ok {
+				return true
+			}
+			if err.Error() != last {
+				r.log.Warn("results reader: broker fault; Sarama retries", "topic", r.topic, "partition", r.partition, "err", err)
+				last = err.Error()
+			}
+		}
+	}
 }
 
 // waitForTopic returns the topic's partitions once it exists, polling its metadata.

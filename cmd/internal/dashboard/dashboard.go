@@ -177,7 +177,7 @@ func (s *Server) follow(ctx context.Context) {
 		c.Metadata.AllowAutoTopicCreation = false // never create the processor's topic with broker defaults
 		return c
 	}
-	cfg := results.FollowConfig{Brokers: s.cfg.Brokers, Topic: s.cfg.ResultsTopic, Sarama: sc}
+	cfg := results.FollowConfig{Brokers: s.cfg.Brokers, Topic: s.cfg.ResultsTopic, Sarama: sc, Logger: s.cfg.Logger}
 	var (
 		last        string // the error last logged, to log a repeated one at debug level only
 		unreachable bool   // it said "broker unreachable"
