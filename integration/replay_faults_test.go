@@ -199,6 +199,57 @@ func TestReplayRidesThroughALostNode(t *testing.T) {
 	compareTopics(t, brokers, ref, faulty)
 }
 
+// TestZonesLoaderWaitsForARestartingBroker: taxi-replay zones started while the broker
+// is down (a restart, or a compose stack still starting) waits for it, says so, loads
+// every zone once and exits 0.
+func TestZonesLoaderWaitsForARestartingBroker(t *testing.T) {
+	c := kafka.Local(t)
+	if c == nil {
+		t.Skip("stops the broker: needs the tests' own local broker, not KAFKA_BROKERS")
+	}
+	bin := buildReplay(t)
+	brokers := kafka.Brokers(t)
+	file := filepath.Join(sharedData(t), "taxi_zone_lookup.csv")
+	topic := kafkatest.UniqueName(t, "zones")
+	if err := c.KillNode(1); err != nil {
+		t.Fatalf("kill the broker: %v", err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			_ = c.RestartNode(context.Background(), 1)
+		}
+	}()
+	p := startProgram(t, bin, nil, "zones", "--brokers", strings.Join(brokers, ","), "--topic", topic, "--file", file)
+	waitOutput(t, p, "cannot connect to the brokers; retrying", 1, 2*time.Minute)
+	if err := c.RestartNode(context.Background(), 1); err != nil {
+		t.Fatalf("restart the broker: %v", err)
+	}
+	restarted = true
+	if code := p.wait(5 * time.Minute); code != 0 {
+		t.Fatalf("zones loader exited %d:\n%s", code, tailLines(p.out.String(), 20))
+	}
+	if !strings.Contains(p.out.String(), "brokers reachable again") {
+		t.Errorf("the loader did not say the brokers were back:\n%s", tailLines(p.out.String(), 20))
+	}
+	want := readBoroughs(t, file)
+	seen := map[string]int{}
+	for _, part := range readPartitions(t, brokers, topic) {
+		for _, r := range part {
+			seen[r.key]++
+		}
+	}
+	for key, n := range seen {
+		if n != 1 {
+			t.Errorf("zone %s written %d times", key, n)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("%d zones in the topic, the file has %d", len(seen), len(want))
+	}
+	t.Logf("the loader waited for the broker and wrote each of the %d zones once", len(seen))
+}
+
 // buildReplay builds taxi-replay (and the two results readers beside it) and returns
 // taxi-replay's path.
 func buildReplay(t *testing.T) string {

@@ -172,8 +172,8 @@ last record tells where it ends, and only what is missing is sent (no gap, no du
 	f.IntVar(&c.ChunkRows, "chunk-rows", replay.DefaultChunkRows, "records of one partition handed to its sender at once")
 	f.IntVar(&c.QueueDepth, "queue-depth", replay.DefaultQueueDepth, "chunks per partition that may wait behind the one being sent")
 	f.DurationVar(&c.Linger, "linger", replay.DefaultLinger, "how long a partly filled chunk may wait when the replay is paced")
-	f.DurationVar(&c.RetryTimeout, "retry-timeout", kafkaio.DefaultRetryTimeout, "how long a batch is resent through a broker fault (restart, leader change, lost node) before the replay stops; "+
-		"resending never duplicates (idempotent producer)")
+	f.DurationVar(&c.RetryTimeout, "retry-timeout", kafkaio.DefaultRetryTimeout, "how long a batch is resent through a broker fault (restart, leader change, lost node), "+
+		"and brokers that cannot be reached are waited for, before the replay stops; resending never duplicates (idempotent producer)")
 	f.IntVar(&c.SortRunRows, "sort-run-rows", replay.DefaultSortRunRows, "rows held in memory by the event-time sort; more are spilled to --temp-dir (about 440 bytes per row)")
 	f.StringVar(&c.TempDir, "temp-dir", "", "directory for the sort's spill files (default: the system temp dir)")
 	f.StringVar(&rf.progress, "progress", "auto", `progress display: "auto" (a bar on a terminal, log lines otherwise), "bar", "log" or "none"`)
@@ -284,6 +284,7 @@ A bad header, a duplicate or an out-of-range LocationID stops the load before an
 	f.IntVar(&cfg.Partitions, "partitions", zones.DefaultPartitions, "partitions when the topic is created (an existing topic keeps its own)")
 	cli.ReplicationFlag(f, &cfg.Replication, "replication factor when the topic is created: 1..32767, or -1 for the broker's setting")
 	f.IntVar(&cfg.MaxLocationID, "max-location-id", zones.DefaultMaxLocationID, "largest accepted LocationID (TLC's table has 1..265)")
+	f.DurationVar(&cfg.RetryTimeout, "retry-timeout", kafkaio.DefaultRetryTimeout, "how long brokers that cannot be reached (restarting, still starting) are waited for, and a batch is resent through a broker fault")
 	// --file is checked by zones.Config.Validate, not cobra's required flags: those are
 	// checked before $TAXI_REPLAY_FILE is bound.
 	return cmd

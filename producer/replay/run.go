@@ -120,7 +120,7 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	}
 
 	// 3. The topic.
-	admin := kafkaio.NewAdmin(cfg.Brokers, cfg.WriteTimeout).WithSecurity(cfg.Security)
+	admin := kafkaio.NewAdmin(cfg.Brokers, cfg.WriteTimeout).WithSecurity(cfg.Security).WithRetry(cfg.RetryTimeout, r.log)
 	parts, created, err := admin.EnsureTopic(ctx, kafkaio.TopicSpec{Name: cfg.Topic, Partitions: cfg.Partitions, Replication: cfg.Replication})
 	if err != nil {
 		return sum, err

@@ -56,6 +56,10 @@ type Config struct {
 	HTTPClient *http.Client
 	// WriteTimeout bounds each Kafka request. Default 30s.
 	WriteTimeout time.Duration
+	// RetryTimeout bounds how long brokers that cannot be connected to (restarting,
+	// still starting) are waited for, and how long a batch is resent through a broker
+	// fault. Default 5m.
+	RetryTimeout time.Duration
 	// Security: TLS and SASL of the Kafka connections. Default PLAINTEXT.
 	Security kafkaio.Security
 	// Logger. Default: discard.
@@ -80,6 +84,9 @@ func (c Config) validated() (Config, error) {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = kafkaio.DefaultWriteTimeout
+	}
+	if c.RetryTimeout == 0 {
+		c.RetryTimeout = kafkaio.DefaultRetryTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -196,7 +203,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	admin := kafkaio.NewAdmin(cfg.Brokers, cfg.WriteTimeout).WithSecurity(cfg.Security)
+	admin := kafkaio.NewAdmin(cfg.Brokers, cfg.WriteTimeout).WithSecurity(cfg.Security).WithRetry(cfg.RetryTimeout, cfg.Logger)
 	parts, created, err := admin.EnsureTopic(ctx, kafkaio.TopicSpec{
 		Name: cfg.Topic, Partitions: cfg.Partitions, Replication: cfg.Replication,
 		Configs: map[string]string{"cleanup.policy": "compact"},
@@ -230,7 +237,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	producer, err := kafkaio.NewProducer(kafkaio.ProducerConfig{
 		Brokers: cfg.Brokers, Topic: cfg.Topic, WriteTimeout: cfg.WriteTimeout, ClientID: "taxi-replay-zones",
-		Security: cfg.Security,
+		Security: cfg.Security, RetryTimeout: cfg.RetryTimeout, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return Summary{}, err

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -21,10 +24,12 @@ var ErrTopicNotFound = errors.New("topic not found")
 // kafka-go's Transport answers metadata requests from a cache that can be seconds old, and
 // topic creation, deletion and resume must see the cluster as it is now.
 type Admin struct {
-	brokers  []string
-	timeout  time.Duration
-	clientID string
-	security Security
+	brokers   []string
+	timeout   time.Duration
+	clientID  string
+	security  Security
+	retryWait time.Duration // how long unreachable brokers are waited for (0: not at all)
+	log       *slog.Logger
 }
 
 // NewAdmin returns an Admin for the cluster at brokers; timeout bounds each request
@@ -43,14 +48,63 @@ func (a *Admin) WithSecurity(sec Security) *Admin {
 	return &c
 }
 
-// with runs f with a client on a new transport, closed afterwards.
-func (a *Admin) with(f func(*kafka.Client) error) error {
+// WithRetry returns a copy of a that waits up to wait for brokers it cannot connect to
+// (a broker restarting, a cluster still starting: connection refused, host unknown),
+// logging the wait to log, before it gives up with the error.
+func (a *Admin) WithRetry(wait time.Duration, log *slog.Logger) *Admin {
+	c := *a
+	c.retryWait, c.log = wait, log
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return &c
+}
+
+// with runs f with a client on a new transport, closed afterwards. With WithRetry, f is
+// run again while no broker can be connected to: a request that could not be sent at all
+// is safe to send again.
+func (a *Admin) with(ctx context.Context, f func(*kafka.Client) error) error {
 	if len(a.brokers) == 0 {
 		return errors.New("kafkaio: no brokers")
 	}
-	tr := newTransport(a.clientID, a.security)
-	defer tr.CloseIdleConnections()
-	return f(&kafka.Client{Addr: kafka.TCP(a.brokers...), Transport: tr, Timeout: a.timeout})
+	run := func() error {
+		tr := newTransport(a.clientID, a.security)
+		defer tr.CloseIdleConnections()
+		return f(&kafka.Client{Addr: kafka.TCP(a.brokers...), Transport: tr, Timeout: a.timeout})
+	}
+	err := run()
+	if err == nil || a.retryWait <= 0 || !BrokerDown(err) {
+		return err
+	}
+	start := time.Now()
+	a.log.Warn("cannot connect to the brokers; retrying (--retry-timeout)", "brokers", a.brokers, "err", err,
+		"retry_timeout", a.retryWait)
+	bo := exponentialBackOff(200*time.Millisecond, 5*time.Second)
+	for {
+		wait := bo.NextBackOff()
+		if time.Since(start)+wait > a.retryWait {
+			return fmt.Errorf("%w (still failing after %s; --retry-timeout)", err, time.Since(start).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		if err = run(); err == nil || !BrokerDown(err) {
+			a.log.Info("brokers reachable again", "brokers", a.brokers, "waited", time.Since(start).Round(time.Millisecond))
+			return err
+		}
+	}
+}
+
+// BrokerDown reports whether err says that no connection to a broker could be made
+// (refused, unreachable network or host, unknown host, dial timeout): nothing was sent.
+func BrokerDown(err error) bool {
+	var dns *net.DNSError
+	var op *net.OpError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.As(err, &dns) ||
+		(errors.As(err, &op) && op.Op == "dial")
 }
 
 // TopicInfo is a topic's metadata.
@@ -64,7 +118,7 @@ type TopicInfo struct {
 // Describe returns the topic's metadata, or an error wrapping ErrTopicNotFound.
 func (a *Admin) Describe(ctx context.Context, topic string) (TopicInfo, error) {
 	var info TopicInfo
-	err := a.with(func(c *kafka.Client) error {
+	err := a.with(ctx, func(c *kafka.Client) error {
 		md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 		if err != nil {
 			return fmt.Errorf("metadata of topic %s: %w", topic, err)
@@ -118,7 +172,7 @@ func (a *Admin) EnsureTopic(ctx context.Context, spec TopicSpec) (partitions int
 	case !errors.Is(err, ErrTopicNotFound):
 		return 0, false, err
 	}
-	err = a.with(func(c *kafka.Client) error {
+	err = a.with(ctx, func(c *kafka.Client) error {
 		tc := kafka.TopicConfig{Topic: spec.Name, NumPartitions: spec.Partitions, ReplicationFactor: spec.Replication}
 		keys := make([]string, 0, len(spec.Configs))
 		for k := range spec.Configs {
@@ -176,7 +230,7 @@ func (a *Admin) WaitReady(ctx context.Context, topic string) (TopicInfo, error) 
 // TopicConfig returns the topic's config values (cleanup.policy, ...).
 func (a *Admin) TopicConfig(ctx context.Context, topic string) (map[string]string, error) {
 	out := map[string]string{}
-	err := a.with(func(c *kafka.Client) error {
+	err := a.with(ctx, func(c *kafka.Client) error {
 		resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{
 			Resources: []kafka.DescribeConfigRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic}},
 		})
@@ -200,7 +254,7 @@ func (a *Admin) TopicConfig(ctx context.Context, topic string) (map[string]strin
 // deleted; wrapping ErrTopicNotFound when it did not exist).
 func (a *Admin) DeleteTopics(ctx context.Context, names []string) (map[string]error, error) {
 	out := make(map[string]error, len(names))
-	err := a.with(func(c *kafka.Client) error {
+	err := a.with(ctx, func(c *kafka.Client) error {
 		resp, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names})
 		if err != nil {
 			return fmt.Errorf("delete topics: %w", err)
@@ -275,7 +329,7 @@ func retriable(err error) bool {
 
 func (a *Admin) tails(ctx context.Context, topic string, partitions int) ([]Tail, error) {
 	tails := make([]Tail, partitions)
-	err := a.with(func(c *kafka.Client) error {
+	err := a.with(ctx, func(c *kafka.Client) error {
 		var reqs []kafka.OffsetRequest
 		for p := range partitions {
 			reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))

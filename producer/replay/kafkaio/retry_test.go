@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -257,5 +261,74 @@ func TestWaitReady(t *testing.T) {
 	n, err := tailsWith(t, time.Second, func(int64) int16 { return codeLeaderNotAvailable }, waitReady)
 	if err == nil || !strings.Contains(err.Error(), "topic rides not ready: list offsets") || n < 2*tailsRequests {
 		t.Fatalf("WaitReady that never settles: %v, %d list-offsets requests; want the last error after retries", err, n)
+	}
+}
+
+// An Admin WithRetry waits for a broker that is not there yet (connection refused) and
+// carries on once it is up.
+func TestAdminWaitsForABrokerThatComesUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens: connection refused until the cluster starts
+	started := make(chan *kfake.Cluster, 1)
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(2, "rides"))
+		if err != nil {
+			t.Error(err)
+		}
+		started <- c
+	}()
+	defer func() {
+		if c := <-started; c != nil {
+			c.Close()
+		}
+	}()
+	a := NewAdmin([]string{fmt.Sprintf("127.0.0.1:%d", port)}, 5*time.Second).WithRetry(time.Minute, nil)
+	info, err := a.Describe(context.Background(), "rides")
+	if err != nil || info.Partitions != 2 {
+		t.Fatalf("Describe once the broker is up: %+v, %v; want 2 partitions", info, err)
+	}
+}
+
+func TestAdminGivesUpOnAnUnreachableBroker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	start := time.Now()
+	_, err = NewAdmin([]string{addr}, 5*time.Second).WithRetry(time.Second, nil).Describe(context.Background(), "rides")
+	if err == nil || !BrokerDown(err) || !strings.Contains(err.Error(), "still failing after") {
+		t.Fatalf("Describe on a closed port: %v; want a connection error after retries", err)
+	}
+	if took := time.Since(start); took < 500*time.Millisecond {
+		t.Errorf("gave up after %s, before retrying", took)
+	}
+	// Without WithRetry it fails at once.
+	if _, err := NewAdmin([]string{addr}, 5*time.Second).Describe(context.Background(), "rides"); !BrokerDown(err) ||
+		strings.Contains(err.Error(), "still failing") {
+		t.Fatalf("Describe without retry: %v", err)
+	}
+}
+
+func TestBrokerDown(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		down bool
+	}{
+		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
+		{fmt.Errorf("metadata: %w", &net.DNSError{Err: "no such host", Name: "kafka", IsNotFound: true}), true},
+		{&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, false}, // the request may have been sent
+		{io.EOF, false},
+		{errors.New("topic has cleanup.policy=delete"), false},
+	} {
+		if got := BrokerDown(tc.err); got != tc.down {
+			t.Errorf("BrokerDown(%v) = %v, want %v", tc.err, got, tc.down)
+		}
 	}
 }
