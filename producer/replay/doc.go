@@ -51,6 +51,20 @@
 // request in flight at a time: each partition has a sender goroutine that produces its chunks
 // one after the other and waits for each acknowledgement.
 //
+// # Broker faults
+//
+// The producer is idempotent, as Kafka's own with enable.idempotence: it takes a producer id
+// (InitProducerId) and gives each partition's batches consecutive sequence numbers. When a
+// batch's outcome is unknown (the connection broke, the request timed out, the broker
+// restarted, a node was lost) the sender resends that same batch, same producer id and
+// sequence, with back-off until it is acknowledged or RetryTimeout has passed. The broker
+// keeps the producer's last sequence numbers per partition in the log (so a new leader has
+// them too): a batch it already appended is acknowledged with its first offset and not
+// appended again, one it never got is appended. Nothing behind the batch is sent meanwhile, so
+// the prefix property below holds throughout, and the replay goes on by itself. A cluster that
+// refuses a producer id gets the older behaviour: any outcome-unknown failure stops the replay,
+// and --resume continues it.
+//
 // # Resume: why there is no gap and no duplicate
 //
 // kafka-go v0.4.51 has no idempotent producer. What its Writer does, from its source
@@ -66,10 +80,9 @@
 //
 // So this package does not use the Writer. kafkaio.Producer sends one record batch per request
 // with kafka-go's Client.RawProduce (batches rendered by kafkaio itself), one request per
-// partition at a time, and resends a batch only when the broker's error proves nothing was
-// appended (unknown topic or partition, no leader, not leader, not enough replicas: all
-// checked before the append); any other failure stops the replay without sending anything more
-// to any partition. A record batch is appended atomically (entirely or not at all), also when
+// partition at a time, and resends a batch only as it was (idempotent, see "Broker faults") or
+// when the broker's error proves nothing was appended; a failure past RetryTimeout stops the
+// replay without sending anything more to any partition. A record batch is appended atomically (entirely or not at all), also when
 // the producer is SIGKILLed mid-request. Hence, at any moment and after any crash:
 //
 //	every partition holds exactly a prefix of the subsequence of the send order meant for it,
