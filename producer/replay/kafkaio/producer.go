@@ -198,8 +198,10 @@ func newTransport(clientID string, sec Security) *kafka.Transport {
 		DialTimeout: 10 * time.Second,
 		ClientID:    clientID,
 		// Metadata is refreshed at this interval, so a leader change is seen within it
-		// (produce retries for NOT_LEADER_OR_FOLLOWER wait long enough in total).
-		MetadataTTL: 5 * time.Second,
+		// (kafka-go does not refresh it on NOT_LEADER_OR_FOLLOWER or a broken connection):
+		// a second keeps the pause after a lost node close to the cluster's own failover
+		// time, for one small metadata request per second.
+		MetadataTTL: time.Second,
 	}
 }
 
