@@ -51,9 +51,6 @@ func (c *common) register(cmd *cobra.Command) {
 
 // security checks the security flags and returns the kafka-go settings.
 func (c *common) security() (kafkaio.Security, error) {
-	if strings.EqualFold(strings.TrimSpace(c.sec.Mechanism), cli.MechanismGSSAPI) {
-		return kafkaio.Security{}, cli.Usage(cli.ErrGSSAPIUnsupported) // before checking the Kerberos files
-	}
 	if err := c.sec.Validate(); err != nil {
 		return kafkaio.Security{}, err // a usage error
 	}

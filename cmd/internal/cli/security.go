@@ -47,10 +47,6 @@ var (
 	mechanisms = []string{MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512, MechanismGSSAPI}
 )
 
-// ErrGSSAPIUnsupported: the kafka-go clients (taxi-replay) cannot log in with Kerberos.
-var ErrGSSAPIUnsupported = errors.New("--sasl-mechanism GSSAPI is not supported by this program (its Kafka client, kafka-go, has no Kerberos login): " +
-	"use SCRAM-SHA-512 or PLAIN for it; taxi-stream and taxi-results support GSSAPI")
-
 // Security is how a program connects to Kafka: Kafka's security.protocol, sasl.*
 // and ssl.* client settings as flags. Register adds the flags, Validate checks them
 // and reads the files, Sarama and KafkaGo turn them into client settings.
@@ -375,9 +371,13 @@ func (s *Security) KafkaGo() (*tls.Config, sasl.Mechanism, error) {
 		}
 		return tlsCfg, m, nil
 	case MechanismGSSAPI:
-		// kafka-go has no Kerberos client; the Sarama-based programs (taxi-stream,
-		// taxi-results) support GSSAPI.
-		return nil, nil, ErrGSSAPIUnsupported
+		// kafka-go has no Kerberos mechanism: gssapiMechanism is ours, on gokrb5 like
+		// Sarama's.
+		login, err := s.gssapiLogin()
+		if err != nil {
+			return nil, nil, err
+		}
+		return tlsCfg, gssapiMechanism{service: s.Kerberos.ServiceName, login: login}, nil
 	}
 	return nil, nil, fmt.Errorf("--sasl-mechanism %q is not supported", s.Mechanism)
 }
