@@ -183,7 +183,10 @@ last record tells where it ends, and only what is missing is sent (no gap, no du
 	f.StringVar(&h.Kerberos.Principal, "hdfs-principal", "", "Kerberos principal user@REALM (default: none; required with --hdfs-keytab, checked against the ticket cache otherwise)")
 	f.StringVar(&h.Kerberos.Keytab, "hdfs-keytab", "", "Kerberos keytab file to log in with (default: none, use the ticket cache)")
 	f.StringVar(&h.Kerberos.CCache, "hdfs-ccache", "", "Kerberos ticket cache (default: $KRB5CCNAME, else /tmp/krb5cc_<uid>)")
-	f.StringVar(&h.Kerberos.Config, "krb5-conf", "", "krb5.conf (default: $KRB5_CONFIG, else /etc/krb5.conf)")
+	// One krb5.conf for Kafka and HDFS: --kerberos-config (cli.Security) serves both;
+	// --krb5-conf, the HDFS-only flag of earlier versions, still works.
+	f.StringVar(&h.Kerberos.Config, "krb5-conf", "", "krb5.conf for HDFS only (deprecated: --kerberos-config serves Kafka and HDFS)")
+	_ = f.MarkDeprecated("krb5-conf", "use --kerberos-config: one krb5.conf for Kafka and HDFS")
 	f.StringVar(&h.Kerberos.ServicePrincipal, "hdfs-service-principal", "", "NameNode Kerberos principal, e.g. nn/_HOST@REALM (default: dfs.namenode.kerberos.principal)")
 	return cmd, rf
 }
@@ -206,6 +209,9 @@ func (rf *replayFlags) config(args []string) (replay.Config, error) {
 	cfg.NoMarkers = !rf.markers
 	cfg.SkipVerify = !rf.verify
 	cfg.HDFS.ConfDir = rf.hdfsConf
+	if cfg.HDFS.Kerberos.Config == "" {
+		cfg.HDFS.Kerberos.Config = rf.sec.Kerberos.Config // "": $KRB5_CONFIG, else /etc/krb5.conf
+	}
 	cfg.WriteTimeout = rf.timeout
 	cfg.Logger = log
 	if cfg.EventTime, err = replay.ParseEventTime(rf.eventTime); err != nil {

@@ -72,7 +72,7 @@ func TestCommands(t *testing.T) {
 		{[]string{"cleanup"}, "confirm with --yes"},
 		{[]string{"--no-such-flag", "x"}, "unknown flag"},
 		{[]string{"zones"}, `--file`},
-		{[]string{"zones", "--file", "x", "--security-protocol", "SASL_SSL", "--sasl-mechanism", "GSSAPI"}, "GSSAPI is not supported"},
+		{[]string{"zones", "--file", "x", "--security-protocol", "SASL_SSL", "--sasl-mechanism", "GSSAPI"}, "--sasl-username is required with --sasl-mechanism GSSAPI"},
 		{[]string{"cleanup", "--yes", "--sasl-username", "alice"}, "--sasl-username is set but --security-protocol is PLAINTEXT"},
 		{[]string{"--security-protocol", "SSL", "--tls-ca-file", "/nonexistent/ca.pem", "x.parquet"}, "--tls-ca-file: open /nonexistent/ca.pem"},
 	} {

@@ -104,7 +104,7 @@ func (s *Security) Register(f *pflag.FlagSet) {
 	f.StringVar(&k.Realm, "kerberos-realm", "", "GSSAPI: Kerberos realm of --sasl-username (default: none)")
 	f.StringVar(&k.Keytab, "kerberos-keytab", "", "GSSAPI: keytab holding the key of <--sasl-username>@<--kerberos-realm> (default: none)")
 	f.StringVar(&k.CCache, "kerberos-ccache", "", "GSSAPI: ticket cache (after kinit) instead of a keytab or a password (default: none)")
-	f.StringVar(&k.Config, "kerberos-config", "", "GSSAPI: krb5.conf (default $KRB5_CONFIG, else /etc/krb5.conf)")
+	f.StringVar(&k.Config, "kerberos-config", "", "krb5.conf of GSSAPI and of taxi-replay's Kerberized hdfs:// inputs (default $KRB5_CONFIG, else /etc/krb5.conf)")
 	f.BoolVar(&k.DisablePAFXFAST, "kerberos-disable-pa-fx-fast", false, "GSSAPI: do not send PA-FX-FAST, as some Active Directory KDCs want (default false)")
 }
 

@@ -157,7 +157,7 @@ func (k Kerberos) client() (*krbclient.Client, error) {
 	}
 	cfg, err := krbconfig.Load(cfgPath)
 	if err != nil {
-		return nil, fmt.Errorf("hdfs kerberos: krb5.conf %s (--krb5-conf): %w", cfgPath, err)
+		return nil, fmt.Errorf("hdfs kerberos: krb5.conf %s (--kerberos-config): %w", cfgPath, err)
 	}
 	if k.Keytab != "" {
 		name, realm, err := splitPrincipal(k.Principal)

@@ -150,7 +150,7 @@ func TestKerberosErrorsNameTheFile(t *testing.T) {
 		k      Kerberos
 		substr string
 	}{
-		{Kerberos{Config: filepath.Join(dir, "missing.conf"), CCache: "/x"}, "missing.conf (--krb5-conf)"},
+		{Kerberos{Config: filepath.Join(dir, "missing.conf"), CCache: "/x"}, "missing.conf (--kerberos-config)"},
 		{Kerberos{Config: krb5, Keytab: badKeytab, Principal: "etl@EXAMPLE.COM"}, "bad.keytab (--hdfs-keytab)"},
 		{Kerberos{Config: krb5, CCache: filepath.Join(dir, "nocache")}, "nocache (--hdfs-ccache; run kinit first)"},
 		{Kerberos{Config: krb5, CCache: "KEYRING:persistent:0"}, "only FILE: caches"},
