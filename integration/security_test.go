@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -429,6 +432,7 @@ func testGSSAPI(t *testing.T, e *secureEnv, kdc *krb5test.KDC) {
 		{bin: e.replayBin, env: []string{"TAXI_REPLAY_SASL_PASSWORD=wrong-password"}, args: append([]string{"zones", "--file", e.zoneFile, "--topic", tp.Zones}, gssapi()...),
 			want: "kafka authentication failed for user taxi (GSSAPI over SASL_SSL)"},
 	})
+	outputs = append(outputs, checkKerberosMistakes(t, e, kdc, tp)...)
 	outputs = append(outputs, e.runPipeline(t, tp, secureRun{
 		rides:      1000,
 		replay:     gssapi("--kerberos-keytab", kdc.Keytab(t, "taxi")),
@@ -437,4 +441,73 @@ func testGSSAPI(t *testing.T, e *secureEnv, kdc *krb5test.KDC) {
 		results:    gssapi(),
 	})...)
 	checkNoSecrets(t, outputs, map[string]string{"taxi": kerberosPw})
+}
+
+// checkKerberosMistakes: the Kerberos mistakes a user meets make every program fail
+// fast with the cause named: a wrong service name, an unknown user, a KDC that does not
+// answer, an expired ticket cache. (A clock skew beyond the KDC's limit cannot be made
+// here without changing the machine's clock; its message is covered by the cli unit
+// tests.)
+func checkKerberosMistakes(t *testing.T, e *secureEnv, kdc *krb5test.KDC, tp topology.Topics) []*program {
+	keytab := kdc.Keytab(t, "taxi")
+	with := func(user string, extra ...string) []string {
+		return e.sasl("GSSAPI", user, append([]string{"--kerberos-realm", kerberosRealm}, extra...)...)
+	}
+	// A krb5.conf whose KDC address nothing listens on.
+	conf, err := os.ReadFile(kdc.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	deadConf := filepath.Join(e.dir, "dead-kdc-krb5.conf")
+	if err := os.WriteFile(deadConf, regexp.MustCompile(`kdc = 127\.0\.0\.1:\d+`).ReplaceAll(conf, []byte("kdc = "+dead)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A ticket cache whose ticket has expired.
+	ccache := filepath.Join(e.dir, "expired.ccache")
+	kinit := exec.Command("kinit", "-k", "-t", keytab, "-l", "2s", "-c", ccache, "taxi@"+kerberosRealm)
+	kinit.Env = append(os.Environ(), "KRB5_CONFIG="+kdc.Config)
+	if out, err := kinit.CombinedOutput(); err != nil {
+		t.Fatalf("kinit: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for { // klist -s: exit 0 while the cache holds a valid ticket
+		klist := exec.Command("klist", "-s", "-c", ccache)
+		if klist.Run() != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the 2 s ticket did not expire")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	const service = "the KDC does not know the brokers' service principal"
+	const unknown = "the KDC does not know this user"
+	const noKDC = "the KDC does not answer"
+	const expired = "the ticket cache holds no valid ticket"
+	wrongService := with("taxi", "--kerberos-config", kdc.Config, "--kerberos-keytab", keytab, "--kerberos-service-name", "kafka-typo")
+	nobody := with("nobody", "--kerberos-config", kdc.Config)
+	noAnswer := with("taxi", "--kerberos-config", deadConf, "--kerberos-keytab", keytab)
+	stale := with("taxi", "--kerberos-config", kdc.Config, "--kerberos-ccache", ccache)
+	zones := []string{"zones", "--file", e.zoneFile, "--topic", tp.Zones}
+	results := []string{"--topic", tp.Results}
+	stream := e.streamArgs(tp, "krb-mistakes")
+	return checkFailsFast(t, []failsFast{
+		{bin: e.replayBin, args: slices.Concat(zones, wrongService), want: service},
+		{bin: e.streamBin, args: slices.Concat(stream, wrongService), want: service},
+		{bin: e.resultsBin, args: slices.Concat(results, wrongService), want: service},
+		{bin: e.replayBin, env: []string{"TAXI_REPLAY_SASL_PASSWORD=x"}, args: slices.Concat(zones, nobody), want: unknown},
+		{bin: e.resultsBin, env: []string{"TAXI_RESULTS_SASL_PASSWORD=x"}, args: slices.Concat(results, nobody), want: unknown},
+		{bin: e.replayBin, args: slices.Concat(zones, noAnswer), want: noKDC},
+		{bin: e.streamBin, args: slices.Concat(stream, noAnswer), want: noKDC},
+		{bin: e.resultsBin, args: slices.Concat(results, noAnswer), want: noKDC},
+		{bin: e.replayBin, args: slices.Concat(zones, stale), want: expired},
+		{bin: e.resultsBin, args: slices.Concat(results, stale), want: expired},
+	})
 }

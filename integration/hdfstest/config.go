@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 )
 
@@ -29,7 +30,13 @@ type layout struct {
 	tmp     string // hadoop.tmp.dir
 	logs    string // namenode.log, datanode.log, format.log
 	rpcAddr string // NameNode RPC, 127.0.0.1:port
-	webAddr string // NameNode HTTP, 127.0.0.1:port
+	webAddr string // NameNode HTTP (HTTPS with Kerberos), 127.0.0.1:port
+
+	// Set for a secure cluster only (Options.Kerberos).
+	krb        *Kerberos
+	keystore   string // PKCS#12 keystore and trust store of the HTTPS servers
+	storePass  string // its password
+	httpSecret string // hadoop.http.authentication.signature.secret.file
 }
 
 func newLayout(root string) layout {
@@ -45,7 +52,7 @@ func newLayout(root string) layout {
 
 // coreSite is core-site.xml: read by the JVMs and by hadoopconf.
 func (l layout) coreSite() []property {
-	return []property{
+	props := []property{
 		{"fs.defaultFS", "hdfs://" + l.rpcAddr},
 		{"hadoop.tmp.dir", l.tmp},
 		// The DataNode starts while the NameNode is still booting. Retry the
@@ -54,13 +61,18 @@ func (l layout) coreSite() []property {
 		{"ipc.client.connect.retry.interval", "200"},
 		{"ipc.client.connect.max.retries", "100"},
 	}
+	if l.krb != nil {
+		core, _ := l.krbSite()
+		props = merge(props, core)
+	}
+	return props
 }
 
 // hdfsSite is hdfs-site.xml. Every listener is bound to loopback; DataNode
 // ports are 0 (the kernel picks them and the DataNode reports the bound ports
 // when it registers), so only the two NameNode ports can collide.
 func (l layout) hdfsSite() []property {
-	return []property{
+	props := []property{
 		{"dfs.namenode.name.dir", fileURI(l.name)},
 		{"dfs.datanode.data.dir", fileURI(l.data)},
 		{"dfs.replication", "1"},
@@ -83,6 +95,26 @@ func (l layout) hdfsSite() []property {
 		// up sooner.
 		{"dfs.heartbeat.interval", "1"},
 	}
+	if l.krb != nil {
+		_, hdfs := l.krbSite()
+		props = merge(props, hdfs)
+	}
+	return props
+}
+
+// merge returns props with each of extra replacing the property of the same
+// name, or appended when there is none.
+func merge(props, extra []property) []property {
+	out := slices.Clone(props)
+	for _, e := range extra {
+		i := slices.IndexFunc(out, func(p property) bool { return p.Name == e.Name })
+		if i >= 0 {
+			out[i] = e
+		} else {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // log4jProperties sends everything at INFO to stderr, which the harness

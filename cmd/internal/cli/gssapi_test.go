@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
@@ -77,6 +79,23 @@ func TestASN1Length(t *testing.T) {
 	for n, want := range map[int][]byte{0: {0}, 0x7f: {0x7f}, 0x80: {0x81, 0x80}, 0x1234: {0x82, 0x12, 0x34}} {
 		if got := asn1Length(n); !bytes.Equal(got, want) {
 			t.Errorf("asn1Length(%d) = %x, want %x", n, got, want)
+		}
+	}
+}
+
+// The Kerberos failures a user can fix are named; the texts are gokrb5's (both Kafka
+// clients use it) with the KDC's error codes.
+func TestKerberosHint(t *testing.T) {
+	for msg, want := range map[string]string{
+		"[Root cause: KDC_Error] KDC_Error: TGS Exchange Error: kerberos error response from KDC: KRB Error: (7) KDC_ERR_S_PRINCIPAL_UNKNOWN": "service principal",
+		"KDC_Error: AS Exchange Error: kerberos error response from KDC: KRB Error: (6) KDC_ERR_C_PRINCIPAL_UNKNOWN":                          "does not know this user",
+		"KDC_Error: AS Exchange Error: kerberos error response from KDC: KRB Error: (37) KRB_AP_ERR_SKEW Clock skew too great":                "clock",
+		"[Root cause: KRBMessage_Handling_Error] cannot login, no user credentials available and no valid existing session":                   "no valid ticket",
+		"[Root cause: Networking_Error] Networking_Error: AS Exchange Error: failed sending AS_REQ to KDC: failed to communicate with KDC":    "does not answer",
+		"kafka: client has run out of available brokers to talk to: EOF":                                                                      "",
+	} {
+		if got := kerberosHint(errors.New(msg)); (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("kerberosHint(%q) = %q, want one saying %q", msg, got, want)
 		}
 	}
 }

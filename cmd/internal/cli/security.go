@@ -467,6 +467,9 @@ func (s *Security) Explain(err error) error {
 	case isAuthFailure(err):
 		return fmt.Errorf("kafka authentication failed for user %s (%s over %s): check --sasl-username and the password: %w",
 			s.Username, s.Mechanism, s.Protocol, err)
+	case s.Mechanism == MechanismGSSAPI && kerberosHint(err) != "":
+		return fmt.Errorf("kafka authentication failed for user %s (GSSAPI over %s): %s: %w",
+			s.Username, s.Protocol, kerberosHint(err), err)
 	case s.Mechanism == MechanismGSSAPI && errors.As(err, &krbErr):
 		return fmt.Errorf("kafka authentication failed for user %s (GSSAPI over %s): the Kerberos login or service ticket failed for %s@%s "+
 			"(check the keytab or password, --kerberos-realm, --kerberos-service-name, --kerberos-config): %w",
@@ -548,6 +551,27 @@ func unreachable(err error) bool {
 
 // isAuthFailure reports whether err is Kafka's SASL_AUTHENTICATION_FAILED, as
 // Sarama or kafka-go report it, or a GSSAPI login failure.
+// kerberosHint names the cause of a Kerberos failure a user can fix, from the error
+// texts of gokrb5 (which both Kafka clients use) and the KDC's error codes; "" when the
+// error is none of these.
+func kerberosHint(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "KDC_ERR_S_PRINCIPAL_UNKNOWN"):
+		return "the KDC does not know the brokers' service principal <service>/<broker host> " +
+			"(check --kerberos-service-name, the brokers' sasl.kerberos.service.name, and that --brokers names the hosts of their principals)"
+	case strings.Contains(msg, "KDC_ERR_C_PRINCIPAL_UNKNOWN"):
+		return "the KDC does not know this user (check --sasl-username and --kerberos-realm)"
+	case strings.Contains(msg, "KRB_AP_ERR_SKEW"):
+		return "this machine's clock and the KDC's differ by more than the KDC allows (5 minutes by default): synchronise the clock (NTP)"
+	case strings.Contains(msg, "no valid existing session"), strings.Contains(msg, "KRB_AP_ERR_TKT_EXPIRED"):
+		return "the ticket cache holds no valid ticket (expired?): run kinit again, or log in with --kerberos-keytab"
+	case strings.Contains(msg, "Networking_Error") && (strings.Contains(msg, "KDC") || strings.Contains(msg, "AS_REQ") || strings.Contains(msg, "TGS_REQ")):
+		return "the KDC does not answer (check the kdc entries of --kerberos-config for the realm, and that the KDC is up)"
+	}
+	return ""
+}
+
 func isAuthFailure(err error) bool {
 	return errors.Is(err, sarama.ErrSASLAuthenticationFailed) || errors.Is(err, kafka.SASLAuthenticationFailed)
 }
