@@ -468,7 +468,45 @@ func checkKerberosMistakes(t *testing.T, e *secureEnv, kdc *krb5test.KDC, tp top
 	if err := os.WriteFile(deadConf, regexp.MustCompile(`kdc = 127\.0\.0\.1:\d+`).ReplaceAll(conf, []byte("kdc = "+dead)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// A ticket cache whose ticket has expired.
+	// A ticket cache whose ticket has expired (kinit: Debian's krb5-user, which make
+	// browser installs).
+	ccache := ""
+	if _, err := exec.LookPath("kinit"); err != nil && os.Getenv("CI") == "" {
+		t.Logf("the expired ticket cache is not tested: %v", err)
+	} else {
+		ccache = expiredCCache(t, e, kdc, keytab)
+	}
+
+	const service = "the KDC does not know the brokers' service principal"
+	const unknown = "the KDC does not know this user"
+	const noKDC = "the KDC does not answer"
+	const expired = "the ticket cache holds no valid ticket"
+	wrongService := with("taxi", "--kerberos-config", kdc.Config, "--kerberos-keytab", keytab, "--kerberos-service-name", "kafka-typo")
+	nobody := with("nobody", "--kerberos-config", kdc.Config)
+	noAnswer := with("taxi", "--kerberos-config", deadConf, "--kerberos-keytab", keytab)
+	stale := with("taxi", "--kerberos-config", kdc.Config, "--kerberos-ccache", ccache)
+	zones := []string{"zones", "--file", e.zoneFile, "--topic", tp.Zones}
+	results := []string{"--topic", tp.Results}
+	stream := e.streamArgs(tp, "krb-mistakes")
+	runs := []failsFast{
+		{bin: e.replayBin, args: slices.Concat(zones, wrongService), want: service},
+		{bin: e.streamBin, args: slices.Concat(stream, wrongService), want: service},
+		{bin: e.resultsBin, args: slices.Concat(results, wrongService), want: service},
+		{bin: e.replayBin, env: []string{"TAXI_REPLAY_SASL_PASSWORD=x"}, args: slices.Concat(zones, nobody), want: unknown},
+		{bin: e.resultsBin, env: []string{"TAXI_RESULTS_SASL_PASSWORD=x"}, args: slices.Concat(results, nobody), want: unknown},
+		{bin: e.replayBin, args: slices.Concat(zones, noAnswer), want: noKDC},
+		{bin: e.streamBin, args: slices.Concat(stream, noAnswer), want: noKDC},
+		{bin: e.resultsBin, args: slices.Concat(results, noAnswer), want: noKDC},
+	}
+	if ccache != "" {
+		runs = append(runs, failsFast{bin: e.replayBin, args: slices.Concat(zones, stale), want: expired},
+			failsFast{bin: e.resultsBin, args: slices.Concat(results, stale), want: expired})
+	}
+	return checkFailsFast(t, runs)
+}
+
+// expiredCCache makes a ticket cache for taxi whose 2 s ticket has expired.
+func expiredCCache(t *testing.T, e *secureEnv, kdc *krb5test.KDC, keytab string) string {
 	ccache := filepath.Join(e.dir, "expired.ccache")
 	kinit := exec.Command("kinit", "-k", "-t", keytab, "-l", "2s", "-c", ccache, "taxi@"+kerberosRealm)
 	kinit.Env = append(os.Environ(), "KRB5_CONFIG="+kdc.Config)
@@ -487,27 +525,5 @@ func checkKerberosMistakes(t *testing.T, e *secureEnv, kdc *krb5test.KDC, tp top
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	const service = "the KDC does not know the brokers' service principal"
-	const unknown = "the KDC does not know this user"
-	const noKDC = "the KDC does not answer"
-	const expired = "the ticket cache holds no valid ticket"
-	wrongService := with("taxi", "--kerberos-config", kdc.Config, "--kerberos-keytab", keytab, "--kerberos-service-name", "kafka-typo")
-	nobody := with("nobody", "--kerberos-config", kdc.Config)
-	noAnswer := with("taxi", "--kerberos-config", deadConf, "--kerberos-keytab", keytab)
-	stale := with("taxi", "--kerberos-config", kdc.Config, "--kerberos-ccache", ccache)
-	zones := []string{"zones", "--file", e.zoneFile, "--topic", tp.Zones}
-	results := []string{"--topic", tp.Results}
-	stream := e.streamArgs(tp, "krb-mistakes")
-	return checkFailsFast(t, []failsFast{
-		{bin: e.replayBin, args: slices.Concat(zones, wrongService), want: service},
-		{bin: e.streamBin, args: slices.Concat(stream, wrongService), want: service},
-		{bin: e.resultsBin, args: slices.Concat(results, wrongService), want: service},
-		{bin: e.replayBin, env: []string{"TAXI_REPLAY_SASL_PASSWORD=x"}, args: slices.Concat(zones, nobody), want: unknown},
-		{bin: e.resultsBin, env: []string{"TAXI_RESULTS_SASL_PASSWORD=x"}, args: slices.Concat(results, nobody), want: unknown},
-		{bin: e.replayBin, args: slices.Concat(zones, noAnswer), want: noKDC},
-		{bin: e.streamBin, args: slices.Concat(stream, noAnswer), want: noKDC},
-		{bin: e.resultsBin, args: slices.Concat(results, noAnswer), want: noKDC},
-		{bin: e.replayBin, args: slices.Concat(zones, stale), want: expired},
-		{bin: e.resultsBin, args: slices.Concat(results, stale), want: expired},
-	})
+	return ccache
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/colinmarc/hdfs/v2"
+	"github.com/colinmarc/hdfs/v2/hadoopconf"
+	krbclient "github.com/jcmturner/gokrb5/v8/client"
 )
 
 // Java main classes.
@@ -36,6 +38,9 @@ type Cluster struct {
 	opts     Options
 	namenode *process
 	datanode *process
+	// krb is the Kerberos login of Client on a secure cluster (the NameNode
+	// principal), shared by every client and destroyed by Stop.
+	krb *krbclient.Client
 
 	stopOnce sync.Once
 	stopErr  error
@@ -58,6 +63,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	java, err := javaBinary(opts.Logger)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Kerberos != nil {
+		if err := opts.Kerberos.validate(); err != nil {
+			return nil, err
+		}
 	}
 	jars, err := resolveJars(ctx, opts)
 	if err != nil {
@@ -106,6 +116,14 @@ func startOnce(ctx context.Context, java string, jars jarSet, opts Options) (c *
 	if c.layout.webAddr, err = freeLoopbackAddr(); err != nil {
 		return c, err
 	}
+	if k := opts.Kerberos; k != nil {
+		c.layout.krb = k
+		c.layout.keystore = filepath.Join(root, "ssl", "keystore.p12")
+		c.layout.storePass = randomHex(12)
+		c.layout.httpSecret = filepath.Join(root, "ssl", "http-signature-secret")
+		// The superuser of a secure cluster is the NameNode's login user.
+		c.user = shortName(k.NameNode.Principal)
+	}
 	l := c.layout
 	if err := l.write(); err != nil {
 		return c, err
@@ -117,7 +135,14 @@ func startOnce(ctx context.Context, java string, jars jarSet, opts Options) (c *
 		user:      c.user,
 		layout:    l,
 	}
-	opts.Logger.Info("starting HDFS", "hadoop", jars.version, "namenode", l.rpcAddr, "dir", root)
+	if k := opts.Kerberos; k != nil {
+		if err := c.prepareKerberos(ctx, java); err != nil {
+			return c, err
+		}
+		j.extraArgs = krbJVMArgs(k)
+	}
+	opts.Logger.Info("starting HDFS", "hadoop", jars.version, "namenode", l.rpcAddr, "dir", root,
+		"kerberos", opts.Kerberos != nil)
 
 	// The DataNode boots (about 2 s of JVM and Jetty startup) while the
 	// NameNode is formatted (first run only) and boots; it retries until the
@@ -139,7 +164,7 @@ func startOnce(ctx context.Context, java string, jars jarSet, opts Options) (c *
 	if err := c.waitReady(ctx); err != nil {
 		return c, err
 	}
-	opts.Logger.Info("HDFS ready", "namenode", l.rpcAddr,
+	opts.Logger.Info("HDFS ready", "namenode", l.rpcAddr, "protection", c.DataTransferProtection(),
 		"name_dir_ready", formatted.Round(time.Millisecond), "total", time.Since(began).Round(time.Millisecond))
 	return c, nil
 }
@@ -238,16 +263,58 @@ func (c *Cluster) ConfDir() string { return c.layout.conf }
 func (c *Cluster) LogDir() string { return c.layout.logs }
 
 // User returns the HDFS superuser: the user the JVMs run as (HADOOP_USER_NAME)
-// and Client connects as.
+// and Client connects as. On a secure cluster it is the short name of the
+// NameNode principal ("nn" for nn/127.0.0.1@REALM).
 func (c *Cluster) User() string { return c.user }
 
+// Kerberos reports whether the cluster is secure (Options.Kerberos).
+func (c *Cluster) Kerberos() bool { return c.layout.krb != nil }
+
+// DataTransferProtection returns dfs.data.transfer.protection: "" without
+// Kerberos.
+func (c *Cluster) DataTransferProtection() string {
+	if c.layout.krb == nil {
+		return ""
+	}
+	return c.layout.krb.DataTransferProtection
+}
+
+// prepareKerberos makes the keystore of the HTTPS servers and logs in the
+// Go client's principal, before the JVMs start.
+func (c *Cluster) prepareKerberos(ctx context.Context, java string) error {
+	keytool, err := keytoolBinary(java)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.layout.keystore), 0o700); err != nil {
+		return fmt.Errorf("hdfstest: %w", err)
+	}
+	if err := c.layout.writeKerberos(ctx, keytool); err != nil {
+		return err
+	}
+	c.krb, err = kerberosLogin(c.layout.krb)
+	return err
+}
+
 // Client returns a new client connected to the NameNode as User. The caller
-// closes it.
+// closes it. On a secure cluster it authenticates with Kerberos as the
+// NameNode principal, and its options come from ConfDir through
+// hdfs.ClientOptionsFromConf, so the data transfer protection is the
+// cluster's.
 func (c *Cluster) Client() (*hdfs.Client, error) {
-	client, err := hdfs.NewClient(hdfs.ClientOptions{
+	opts := hdfs.ClientOptions{
 		Addresses: []string{c.layout.rpcAddr},
 		User:      c.user,
-	})
+	}
+	if c.krb != nil {
+		conf, err := hadoopconf.Load(c.layout.conf)
+		if err != nil {
+			return nil, fmt.Errorf("hdfstest: load %s: %w", c.layout.conf, err)
+		}
+		opts = hdfs.ClientOptionsFromConf(conf)
+		opts.KerberosClient = c.krb
+	}
+	client, err := hdfs.NewClient(opts)
 	if err != nil {
 		return nil, fmt.Errorf("hdfstest: connect to namenode %s: %w", c.layout.rpcAddr, err)
 	}
@@ -265,6 +332,9 @@ func (c *Cluster) Stop() error {
 			if p != nil {
 				errs = append(errs, p.stop(c.opts.StopTimeout))
 			}
+		}
+		if c.krb != nil {
+			c.krb.Destroy() // stops its TGT renewal goroutine
 		}
 		if c.opts.KeepDirs {
 			c.opts.Logger.Info("keeping HDFS directory", "dir", c.layout.root)

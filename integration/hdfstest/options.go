@@ -58,6 +58,12 @@ type Options struct {
 	// KeepDirs keeps the working directory (configuration, metadata, blocks,
 	// logs) after Stop, for debugging.
 	KeepDirs bool
+
+	// Kerberos, when set, makes the cluster secure: Kerberos on the NameNode
+	// RPC, SASL data transfer protection on the DataNode, HTTPS-only web
+	// servers (see Kerberos). Nil runs the plain cluster with simple
+	// authentication. KerberosFromKDC fills it from a krb5test KDC.
+	Kerberos *Kerberos
 }
 
 func (o Options) withDefaults() Options {
@@ -78,6 +84,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Kerberos != nil {
+		o.Kerberos = o.Kerberos.withDefaults()
 	}
 	return o
 }

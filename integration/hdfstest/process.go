@@ -25,8 +25,9 @@ type jvm struct {
 	java      string
 	classpath string
 	heapMB    int
-	user      string // HADOOP_USER_NAME, the HDFS superuser
+	user      string // HADOOP_USER_NAME, the HDFS superuser without Kerberos
 	layout    layout
+	extraArgs []string // JVM flags of a secure cluster (krbJVMArgs)
 }
 
 // args returns the java command line for mainClass. The flags trade peak
@@ -47,6 +48,7 @@ func (j jvm) args(mainClass string, mainArgs ...string) []string {
 	for _, pkg := range addOpens {
 		args = append(args, "--add-opens=java.base/"+pkg+"=ALL-UNNAMED")
 	}
+	args = append(args, j.extraArgs...)
 	args = append(args, "-cp", j.classpath, mainClass)
 	return append(args, mainArgs...)
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"testing"
+
+	"github.com/taxi-stream/taxi-stream/integration/krb5test"
 )
 
 // StartTest starts a cluster for t and stops it in t.Cleanup.
@@ -45,4 +47,27 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// Host is the host name in the service principals of KerberosFromKDC: every
+// listener is bound to it, and Hadoop is never asked to resolve it.
+const Host = "127.0.0.1"
+
+// KerberosFromKDC adds the cluster's service principals to kdc
+// (nn/127.0.0.1, dn/127.0.0.1 and HTTP/127.0.0.1, random keys), writes
+// their keytabs and returns the Options.Kerberos of a secure cluster with
+// the given data transfer protection ("" = ProtectionAuthentication). Client
+// principals (e.g. a user for the replay) are the test's to add.
+func KerberosFromKDC(t testing.TB, kdc *krb5test.KDC, protection string) *Kerberos {
+	t.Helper()
+	k := &Kerberos{Krb5Conf: kdc.Config, Realm: kdc.Realm, DataTransferProtection: protection}
+	for _, s := range []struct {
+		svc     *Service
+		primary string
+	}{{&k.NameNode, "nn"}, {&k.DataNode, "dn"}, {&k.HTTP, "HTTP"}} {
+		name := s.primary + "/" + Host
+		kdc.AddService(t, name)
+		*s.svc = Service{Principal: name + "@" + kdc.Realm, Keytab: kdc.Keytab(t, name)}
+	}
+	return k
 }

@@ -222,14 +222,26 @@ func (r *Resolver) client(host string) (*hdfs.Client, error) {
 	if c := r.clients[host]; c != nil {
 		return c, nil
 	}
-	opts, err := r.hdfsCfg.options(host)
+	c, err := r.hdfsCfg.NewClient(host)
 	if err != nil {
 		return nil, err
 	}
-	c, err := hdfs.NewClient(opts)
+	r.clients[host] = c
+	return c, nil
+}
+
+// NewClient connects to the NameNode(s) host (a comma-separated address list; "" = from the
+// Hadoop configuration) the way hdfs:// inputs are read: the Hadoop configuration's options
+// (data transfer protection, NameNode principal, ...), the user or the Kerberos login. The
+// caller closes the client.
+func (c HDFSConfig) NewClient(host string) (*hdfs.Client, error) {
+	opts, err := c.options(host)
+	if err != nil {
+		return nil, err
+	}
+	client, err := hdfs.NewClient(opts)
 	if err != nil {
 		return nil, fmt.Errorf("hdfs client for %s: %w", strings.Join(opts.Addresses, ","), err)
 	}
-	r.clients[host] = c
-	return c, nil
+	return client, nil
 }
