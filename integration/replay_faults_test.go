@@ -71,6 +71,14 @@ func TestReplayRidesThroughBrokerRestarts(t *testing.T) {
 			t.Fatalf("restart the broker: %v", err)
 		}
 		t.Logf("fault %d: broker SIGKILLed and back after %s", i+1, time.Since(down).Round(100*time.Millisecond))
+		// Every partition that paused has resumed before the next fault.
+		eventually(t, 5*time.Minute, "the replay resumes every paused partition", func() string {
+			out := p.out.String()
+			if failed, resumed := strings.Count(out, "produce failed"), strings.Count(out, "produce resumed"); resumed < failed {
+				return fmt.Sprintf("%d of %d paused batches resumed", resumed, failed)
+			}
+			return ""
+		})
 	}
 	finishFaultyReplay(t, p)
 	compareTopics(t, brokers, ref, topics.Rides)
@@ -303,11 +311,17 @@ func finishFaultyReplay(t *testing.T, p *program) {
 	}
 }
 
-// waitGrowing waits until topic holds more records than when called (the replay sends).
+// waitGrowing waits until topic holds 1,000 records more than when called (the replay
+// sends).
 func waitGrowing(t *testing.T, brokers []string, topic string, p *program) {
 	t.Helper()
-	start := recordCount(t, brokers, topic)
 	deadline := time.Now().Add(3 * time.Minute)
+	start := int64(-1)
+	for start < 0 && time.Now().Before(deadline) {
+		if start = recordCount(t, brokers, topic); start < 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	for recordCount(t, brokers, topic) <= start+1000 {
 		select {
 		case <-p.done:
@@ -338,24 +352,24 @@ func waitOutput(t *testing.T, p *program, needle string, n int, timeout time.Dur
 	}
 }
 
-// recordCount is the number of records of topic (0 while it does not exist or the
+// recordCount is the number of records of topic (-1 while it does not exist or the
 // cluster does not answer).
 func recordCount(t *testing.T, brokers []string, topic string) int64 {
 	t.Helper()
 	client, err := sarama.NewClient(brokers, kafkatest.SaramaConfig())
 	if err != nil {
-		return 0
+		return -1
 	}
 	defer client.Close()
 	parts, err := client.Partitions(topic)
-	if err != nil {
-		return 0
+	if err != nil || len(parts) == 0 {
+		return -1
 	}
 	var n int64
 	for _, p := range parts {
 		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
 		if err != nil {
-			return 0
+			return -1
 		}
 		n += end
 	}

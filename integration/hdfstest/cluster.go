@@ -118,9 +118,10 @@ func startOnce(ctx context.Context, java string, jars jarSet, opts Options) (c *
 	}
 	if k := opts.Kerberos; k != nil {
 		c.layout.krb = k
-		c.layout.keystore = filepath.Join(root, "ssl", "keystore.p12")
-		c.layout.storePass = randomHex(12)
-		c.layout.httpSecret = filepath.Join(root, "ssl", "http-signature-secret")
+		if c.layout.keystore, c.layout.storePass, err = cachedKeystore(ctx, java, jars); err != nil {
+			return c, err
+		}
+		c.layout.httpSecret = filepath.Join(root, "http-signature-secret")
 		// The superuser of a secure cluster is the NameNode's login user.
 		c.user = shortName(k.NameNode.Principal)
 	}
@@ -136,13 +137,12 @@ func startOnce(ctx context.Context, java string, jars jarSet, opts Options) (c *
 		layout:    l,
 	}
 	if k := opts.Kerberos; k != nil {
-		if err := c.prepareKerberos(ctx, java); err != nil {
+		if err := c.prepareKerberos(); err != nil {
 			return c, err
 		}
 		j.extraArgs = krbJVMArgs(k)
 	}
-	opts.Logger.Info("starting HDFS", "hadoop", jars.version, "namenode", l.rpcAddr, "dir", root,
-		"kerberos", opts.Kerberos != nil)
+	opts.Logger.Info("starting HDFS", append([]any{"hadoop", jars.version, "namenode", l.rpcAddr, "dir", root}, c.krbLogAttrs()...)...)
 
 	// The DataNode boots (about 2 s of JVM and Jetty startup) while the
 	// NameNode is formatted (first run only) and boots; it retries until the
@@ -164,8 +164,9 @@ func startOnce(ctx context.Context, java string, jars jarSet, opts Options) (c *
 	if err := c.waitReady(ctx); err != nil {
 		return c, err
 	}
-	opts.Logger.Info("HDFS ready", "namenode", l.rpcAddr, "protection", c.DataTransferProtection(),
-		"name_dir_ready", formatted.Round(time.Millisecond), "total", time.Since(began).Round(time.Millisecond))
+	opts.Logger.Info("HDFS ready", append([]any{"namenode", l.rpcAddr,
+		"name_dir_ready", formatted.Round(time.Millisecond), "total", time.Since(began).Round(time.Millisecond)},
+		c.krbLogAttrs()...)...)
 	return c, nil
 }
 
@@ -194,7 +195,7 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 			client, lastErr = c.Client()
 		}
 		if client != nil {
-			if lastErr = probe(client); lastErr == nil {
+			if lastErr = probe(client, c.layout.krb == nil); lastErr == nil {
 				return nil
 			}
 		}
@@ -211,7 +212,14 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 
 // probe checks that the DataNode has reported storage and that a small file
 // can be written, read and deleted (which fails while in safe mode).
-func probe(client *hdfs.Client) error {
+//
+// On a secure cluster (readBack false) it checks the length the NameNode
+// records for the closed file instead of reading it: the close already
+// proves that the DataNode stored the block, reading through each data
+// transfer protection level is what the tests check, and colinmarc/hdfs
+// v2.4.0 cannot read at the "integrity" level (see docs/security.md), which
+// should not keep the harness from starting such a cluster.
+func probe(client *hdfs.Client, readBack bool) error {
 	fs, err := client.StatFs()
 	if err != nil {
 		return fmt.Errorf("statfs: %w", err)
@@ -231,7 +239,20 @@ func probe(client *hdfs.Client) error {
 	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	closeErr := CloseWriter(closeCtx, w)
-	got, readErr := client.ReadFile(readyProbe)
+	var (
+		got     []byte
+		readErr error
+	)
+	if readBack {
+		got, readErr = client.ReadFile(readyProbe)
+	} else {
+		got = want
+		if info, err := client.Stat(readyProbe); err != nil {
+			readErr = err
+		} else if info.Size() != int64(len(want)) {
+			readErr = fmt.Errorf("size %d, want %d", info.Size(), len(want))
+		}
+	}
 	removeErr := client.Remove(readyProbe)
 	switch {
 	case closeErr != nil:
@@ -253,6 +274,8 @@ func (c *Cluster) Addr() string { return c.layout.rpcAddr }
 func (c *Cluster) URL(path string) string { return "hdfs://" + c.layout.rpcAddr + path }
 
 // HTTPAddr returns the NameNode HTTP address (JMX, WebHDFS), 127.0.0.1:port.
+// On a secure cluster it is the HTTPS address (dfs.http.policy=HTTPS_ONLY;
+// the certificate is self-signed, and SPNEGO guards every page).
 func (c *Cluster) HTTPAddr() string { return c.layout.webAddr }
 
 // ConfDir returns the directory holding core-site.xml and hdfs-site.xml,
@@ -279,19 +302,21 @@ func (c *Cluster) DataTransferProtection() string {
 	return c.layout.krb.DataTransferProtection
 }
 
-// prepareKerberos makes the keystore of the HTTPS servers and logs in the
-// Go client's principal, before the JVMs start.
-func (c *Cluster) prepareKerberos(ctx context.Context, java string) error {
-	keytool, err := keytoolBinary(java)
-	if err != nil {
+// krbLogAttrs are the log attributes of a secure cluster (none otherwise).
+func (c *Cluster) krbLogAttrs() []any {
+	if c.layout.krb == nil {
+		return nil
+	}
+	return []any{"kerberos", c.layout.krb.Realm, "data_transfer_protection", c.layout.krb.DataTransferProtection}
+}
+
+// prepareKerberos writes the SSL configuration and logs in the Go client's
+// principal, before the JVMs start.
+func (c *Cluster) prepareKerberos() error {
+	if err := c.layout.writeKerberos(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(c.layout.keystore), 0o700); err != nil {
-		return fmt.Errorf("hdfstest: %w", err)
-	}
-	if err := c.layout.writeKerberos(ctx, keytool); err != nil {
-		return err
-	}
+	var err error
 	c.krb, err = kerberosLogin(c.layout.krb)
 	return err
 }

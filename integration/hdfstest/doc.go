@@ -16,6 +16,21 @@
 // (ConfDir) can be used as HADOOP_CONF_DIR by tools and by
 // hadoopconf.LoadFromEnvironment.
 //
+// Options.Kerberos runs a secure cluster instead: Kerberos and service
+// authorization on the NameNode RPC, block access tokens, SASL data transfer
+// protection (authentication, integrity or privacy) on the DataNode's
+// unprivileged ports, and HTTPS-only web servers with SPNEGO, all with
+// principals of a krb5test KDC for the host 127.0.0.1:
+//
+//	kdc := krb5test.Start(t, "EXAMPLE.TEST")
+//	c := hdfstest.StartTest(t, hdfstest.Options{
+//		Kerberos: hdfstest.KerberosFromKDC(t, kdc, hdfstest.ProtectionPrivacy),
+//	})
+//
+// Client then logs in as the NameNode principal (the superuser), and ConfDir
+// holds what a client needs (hadoop.security.authentication,
+// dfs.namenode.kerberos.principal, dfs.data.transfer.protection).
+//
 // The JVMs run in their own process group (Stop signals the whole group) and,
 // on Linux, die with the test process (PR_SET_PDEATHSIG), so a crashed or killed
 // test does not leave Hadoop behind.

@@ -49,15 +49,18 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Host is the host name in the service principals of KerberosFromKDC: every
-// listener is bound to it, and Hadoop is never asked to resolve it.
-const Host = "127.0.0.1"
+// ServiceHost is the host in the service principals of KerberosFromKDC, the
+// address every listener is bound to. The principals name it literally (no
+// _HOST), so no principal depends on what 127.0.0.1 resolves to.
+const ServiceHost = "127.0.0.1"
 
 // KerberosFromKDC adds the cluster's service principals to kdc
 // (nn/127.0.0.1, dn/127.0.0.1 and HTTP/127.0.0.1, random keys), writes
 // their keytabs and returns the Options.Kerberos of a secure cluster with
 // the given data transfer protection ("" = ProtectionAuthentication). Client
-// principals (e.g. a user for the replay) are the test's to add.
+// principals (e.g. a user for the replay) are the test's to add. Call it once
+// per KDC; for several clusters, copy the result and change
+// DataTransferProtection.
 func KerberosFromKDC(t testing.TB, kdc *krb5test.KDC, protection string) *Kerberos {
 	t.Helper()
 	k := &Kerberos{Krb5Conf: kdc.Config, Realm: kdc.Realm, DataTransferProtection: protection}
@@ -65,7 +68,7 @@ func KerberosFromKDC(t testing.TB, kdc *krb5test.KDC, protection string) *Kerber
 		svc     *Service
 		primary string
 	}{{&k.NameNode, "nn"}, {&k.DataNode, "dn"}, {&k.HTTP, "HTTP"}} {
-		name := s.primary + "/" + Host
+		name := s.primary + "/" + ServiceHost
 		kdc.AddService(t, name)
 		*s.svc = Service{Principal: name + "@" + kdc.Realm, Keytab: kdc.Keytab(t, name)}
 	}

@@ -1,11 +1,14 @@
 package source
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/user"
 	"strings"
+	"syscall"
 
 	"github.com/colinmarc/hdfs/v2"
 	"github.com/colinmarc/hdfs/v2/hadoopconf"
@@ -143,8 +146,64 @@ func (c HDFSConfig) options(host string) (hdfs.ClientOptions, error) {
 	if opts.KerberosServicePrincipleName == "" {
 		return opts, errors.New("hdfs kerberos: no NameNode principal: set --hdfs-service-principal or dfs.namenode.kerberos.principal")
 	}
+	// opts.DataTransferProtection comes from the Hadoop configuration (dfs.data.transfer.protection,
+	// or privacy with dfs.encrypt.data.transfer). Without it the client skips the SASL handshake
+	// with the DataNodes, which only DataNodes on privileged ports (started as root) accept; the
+	// usual Kerberized DataNode resets the connection. Say so when that happens.
+	if opts.DataTransferProtection == "" {
+		opts.DatanodeDialFunc = dataTransferHintDialer(opts.DatanodeDialFunc)
+	}
 	return opts, nil
 }
+
+// dataTransferHintDialer wraps dial (nil: a plain net.Dialer) so that a DataNode connection
+// reset before it sent a single byte returns an errDataTransferReset.
+func dataTransferHintDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &hintConn{Conn: conn, addr: addr}, nil
+	}
+}
+
+// hintConn is a DataNode connection of a Kerberos client without data transfer protection.
+type hintConn struct {
+	net.Conn
+	addr     string
+	received bool
+}
+
+func (c *hintConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.received = true
+	}
+	if err != nil && !c.received && errors.Is(err, syscall.ECONNRESET) {
+		err = &errDataTransferReset{addr: c.addr, err: err}
+	}
+	return n, err
+}
+
+// errDataTransferReset: a DataNode reset the connection of a Kerberos client that skipped the
+// SASL data transfer handshake. It wraps the network error (errors.Is ECONNRESET still holds).
+type errDataTransferReset struct {
+	addr string
+	err  error
+}
+
+func (e *errDataTransferReset) Error() string {
+	return fmt.Sprintf("datanode %s reset the connection (%v): a Kerberized DataNode on an unprivileged port "+
+		"requires SASL data transfer protection, and the Hadoop configuration given sets none: give the "+
+		"cluster's hdfs-site.xml (dfs.data.transfer.protection) with --hadoop-conf-dir or $HADOOP_CONF_DIR",
+		e.addr, e.err)
+}
+
+func (e *errDataTransferReset) Unwrap() error { return e.err }
 
 // client logs in with the keytab or loads the ticket cache.
 func (k Kerberos) client() (*krbclient.Client, error) {
@@ -243,5 +302,27 @@ func (c HDFSConfig) NewClient(host string) (*hdfs.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hdfs client for %s: %w", strings.Join(opts.Addresses, ","), err)
 	}
+	if opts.KerberosClient == nil {
+		if err := checkSimpleAuth(client, opts); err != nil {
+			client.Close()
+			return nil, err
+		}
+	}
 	return client, nil
+}
+
+// checkSimpleAuth makes one cheap call (stat /) with simple authentication, to tell a
+// Kerberized cluster apart. Such a NameNode answers the first call of a client without SASL
+// with a FATAL reply on the SASL call id ("SIMPLE authentication is not enabled"), which
+// colinmarc/hdfs reports only as "unexpected sequence number", and later calls as whatever
+// the closed connection gives. Any other error is left to the calls that follow.
+func checkSimpleAuth(client *hdfs.Client, opts hdfs.ClientOptions) error {
+	_, err := client.Stat("/")
+	if err == nil || !strings.Contains(err.Error(), "unexpected sequence number") {
+		return nil
+	}
+	return fmt.Errorf("hdfs namenode %s refused simple authentication as user %q (%w): the cluster "+
+		"requires Kerberos: give --hdfs-principal with --hdfs-keytab (or kinit and --hdfs-ccache), "+
+		"and the cluster's configuration with --hadoop-conf-dir (hadoop.security.authentication=kerberos)",
+		strings.Join(opts.Addresses, ","), opts.User, err)
 }
