@@ -120,7 +120,7 @@ func TestKerberosHDFS(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("KDC and %d Kerberized clusters: %v", 3, time.Since(began).Round(time.Millisecond))
+	t.Logf("KDC and three Kerberized clusters: %v", time.Since(began).Round(time.Millisecond))
 }
 
 // testUnauthenticated checks what a replay without Kerberos credentials is
