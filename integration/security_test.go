@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +23,7 @@ import (
 	"time"
 
 	"github.com/taxi-stream/taxi-stream/integration/childproc"
+	"github.com/taxi-stream/taxi-stream/integration/hdfstest"
 	"github.com/taxi-stream/taxi-stream/integration/kafkalocal"
 	"github.com/taxi-stream/taxi-stream/integration/krb5test"
 	"github.com/taxi-stream/taxi-stream/producer/synth"
@@ -115,6 +118,12 @@ type secureRun struct {
 	replay                []string // security flags of taxi-replay (zones and rides)
 	streamEnv, resultsEnv []string
 	stream, results       []string // security flags of taxi-stream and taxi-results
+
+	// A real file instead of generated rides: local is read by the oracle, input
+	// (e.g. its hdfs:// copy) by the replay, with replayExtra flags, into partitions.
+	local, input string
+	replayExtra  []string
+	partitions   int
 }
 
 // runPipeline loads the zones and replays generated rides with taxi-replay, runs
@@ -124,20 +133,25 @@ type secureRun struct {
 func (e *secureEnv) runPipeline(t *testing.T, tp topology.Topics, r secureRun) []*program {
 	t.Helper()
 	t0 := time.Now()
-	rides := filepath.Join(e.dir, tp.Rides+".parquet")
-	cfg := synth.DefaultConfig(int64(r.rides))
-	cfg.Seed = 11
-	if _, err := synth.WriteFile(context.Background(), rides, cfg); err != nil {
-		t.Fatal(err)
+	rides, input := r.local, r.input
+	if rides == "" {
+		rides = filepath.Join(e.dir, tp.Rides+".parquet")
+		cfg := synth.DefaultConfig(int64(r.rides))
+		cfg.Seed = 11
+		if _, err := synth.WriteFile(context.Background(), rides, cfg); err != nil {
+			t.Fatal(err)
+		}
+		input = rides
 	}
 	want := oracle(t, readParquetRides(t, rides), readBoroughs(t, e.zoneFile))
 	zones := startProgram(t, e.replayBin, nil, append([]string{"zones", "--file", e.zoneFile, "--topic", tp.Zones, "--log-level", "debug"}, r.replay...)...)
 	if code := zones.wait(60 * time.Second); code != 0 {
 		t.Fatalf("zones: exit %d\n%s", code, zones.out.String())
 	}
-	replay := startProgram(t, e.replayBin, nil, append(append([]string{"replay", "--topic", tp.Rides, "--partitions", "2",
-		"--progress", "none", "--temp-dir", e.dir, "--log-level", "debug"}, r.replay...), rides)...)
-	if code := replay.wait(60 * time.Second); code != 0 {
+	replay := startProgram(t, e.replayBin, nil, slices.Concat([]string{"replay", "--topic", tp.Rides,
+		"--partitions", strconv.Itoa(cmp.Or(r.partitions, 2)), "--progress", "none", "--temp-dir", e.dir, "--log-level", "debug"},
+		r.replay, r.replayExtra, []string{input})...)
+	if code := replay.wait(3 * time.Minute); code != 0 {
 		t.Fatalf("replay: exit %d\n%s", code, replay.out.String())
 	}
 	stream := startProgram(t, e.streamBin, r.streamEnv, append(append(e.streamArgs(tp, "state"), "--log-level", "debug", "--log-format", "json"), r.stream...)...)
@@ -145,7 +159,7 @@ func (e *secureEnv) runPipeline(t *testing.T, tp topology.Topics, r secureRun) [
 
 	// taxi-results prints one JSON line per (window, borough) as it is committed.
 	var got map[string][]byte
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for len(got) < len(want) && time.Now().Before(deadline) {
 		select {
 		case <-stream.done:
@@ -418,9 +432,12 @@ func resultLines(out string) (map[string][]byte, int) {
 
 const kerberosRealm, kerberosPw = "TEST.LOCAL", "taxi-Kerberos-pw9"
 
-// testGSSAPI: every program talks GSSAPI: the replay producer (kafka-go, with our
-// GSSAPI mechanism) and the processor log in with a keytab, the results reader with
-// a password; a wrong password stops the reader and the producer at once.
+// testGSSAPI is the original cluster end to end: every program talks GSSAPI to the
+// broker's SASL_SSL listener; a real month lies in a Kerberized HDFS (SASL data transfer
+// at "privacy"); the replay producer (kafka-go with our GSSAPI mechanism) reads it over
+// hdfs:// and the processor logs in with a keytab, the results reader with a password;
+// the results equal the batch oracle. Wrong passwords and the other Kerberos mistakes
+// stop each program at once with the cause named.
 func testGSSAPI(t *testing.T, e *secureEnv, kdc *krb5test.KDC) {
 	tp := testTopics(t)
 	gssapi := func(extra ...string) []string {
@@ -433,13 +450,26 @@ func testGSSAPI(t *testing.T, e *secureEnv, kdc *krb5test.KDC) {
 			want: "kafka authentication failed for user taxi (GSSAPI over SASL_SSL)"},
 	})
 	outputs = append(outputs, checkKerberosMistakes(t, e, kdc, tp)...)
+	// The original cluster: a real month in a Kerberized HDFS (privacy: SASL data
+	// transfer with AES), replayed with a keytab over hdfs:// into a 3-partition topic.
+	t0 := time.Now()
+	hdfs := hdfstest.StartTest(t, hdfstest.Options{Kerberos: hdfstest.KerberosFromKDC(t, kdc, hdfstest.ProtectionPrivacy)})
+	local := filepath.Join(sharedData(t), "green_tripdata_2024-01.parquet")
+	if err := hdfs.CopyFromLocal(t.Context(), local, "/tlc/green/green_tripdata_2024-01.parquet"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Kerberized HDFS (%s) holding the month ready in %s", hdfs.DataTransferProtection(), time.Since(t0).Round(time.Millisecond))
+	keytab := kdc.Keytab(t, "taxi")
 	outputs = append(outputs, e.runPipeline(t, tp, secureRun{
-		rides:      1000,
-		replay:     gssapi("--kerberos-keytab", kdc.Keytab(t, "taxi")),
-		stream:     gssapi("--kerberos-keytab", kdc.Keytab(t, "taxi")),
+		local: local, input: hdfs.URL("/tlc/green/green_tripdata_2024-01.parquet"), partitions: 3,
+		replay: gssapi("--kerberos-keytab", keytab),
+		replayExtra: []string{"--hadoop-conf-dir", hdfs.ConfDir(), "--hdfs-principal", "taxi@" + kerberosRealm,
+			"--hdfs-keytab", keytab},
+		stream:     gssapi("--kerberos-keytab", keytab),
 		resultsEnv: []string{"TAXI_RESULTS_SASL_PASSWORD=" + kerberosPw},
 		results:    gssapi(),
 	})...)
+	t.Logf("the Kerberized pipeline (HDFS -> SASL_SSL/GSSAPI Kafka -> processor -> results) took %s", time.Since(t0).Round(time.Millisecond))
 	checkNoSecrets(t, outputs, map[string]string{"taxi": kerberosPw})
 }
 
