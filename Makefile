@@ -38,14 +38,14 @@ test-loaded:
 	bin/cpuload -per-core $(LOAD_PER_CORE) -- $(MAKE) --no-print-directory test TEST_TIMEOUT=$(LOADED_TEST_TIMEOUT)
 
 ## browser: Debian packages the tests drive: chromium (the dashboard's browser test) and an MIT
-## Kerberos KDC and kinit (the GSSAPI security test), installed with apt-get when missing
+## Kerberos KDC, kinit and faketime (the GSSAPI security test), installed with apt-get when missing
 CHROMIUM ?= /usr/bin/chromium
 KDC ?= /usr/sbin/krb5kdc
 browser:
-	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(KDC) ] || [ ! -x /usr/bin/kinit ]; then \
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(KDC) ] || [ ! -x /usr/bin/kinit ] || [ ! -x /usr/bin/faketime ]; then \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		echo "installing chromium and krb5-kdc (apt-get)"; \
-		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation krb5-kdc krb5-admin-server krb5-user \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation krb5-kdc krb5-admin-server krb5-user faketime \
 		|| { [ -z "$$CI" ] && echo "warning: not installed: the browser and Kerberos tests will be skipped"; }; \
 	fi
 

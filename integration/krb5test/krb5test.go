@@ -61,6 +61,28 @@ func Available() error {
 // test is skipped when the programs are missing. The KDC stops with the test.
 func Start(t testing.TB, realm string) *KDC {
 	t.Helper()
+	return StartWith(t, realm, Options{})
+}
+
+// Options vary a KDC.
+type Options struct {
+	// ClockOffset runs the KDC with its clock this far from the machine's (libfaketime,
+	// Debian's faketime package): clients then meet KRB_AP_ERR_SKEW as with a machine
+	// whose clock is off. The test is skipped when libfaketime is missing.
+	ClockOffset time.Duration
+}
+
+// libfaketime is Debian's faketime library (LD_PRELOAD).
+const libfaketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, realm string, opts Options) *KDC {
+	t.Helper()
+	if opts.ClockOffset != 0 {
+		if _, err := os.Stat(libfaketime); err != nil {
+			t.Skipf("no libfaketime for a KDC with a skewed clock (apt-get install faketime): %v", err)
+		}
+	}
 	if err := Available(); err != nil {
 		t.Skipf("no Kerberos KDC: %v", err)
 	}
@@ -107,6 +129,11 @@ func Start(t testing.TB, realm string) *KDC {
 	bin, _ := lookPath("krb5kdc")
 	k.cmd = exec.Command(bin, "-n", "-r", realm)
 	k.cmd.Env = k.env
+	if opts.ClockOffset != 0 {
+		// FAKETIME "+3600s": the KDC's clock runs that far ahead of the machine's.
+		k.cmd.Env = append(k.cmd.Env, "LD_PRELOAD="+libfaketime,
+			fmt.Sprintf("FAKETIME=%+ds", int64(opts.ClockOffset/time.Second)), "FAKETIME_DONT_FAKE_MONOTONIC=1")
+	}
 	logf, err := os.Create(filepath.Join(dir, "krb5kdc.out"))
 	if err != nil {
 		t.Fatal(err)

@@ -87,12 +87,13 @@ func TestASN1Length(t *testing.T) {
 // clients use it) with the KDC's error codes.
 func TestKerberosHint(t *testing.T) {
 	for msg, want := range map[string]string{
-		"[Root cause: KDC_Error] KDC_Error: TGS Exchange Error: kerberos error response from KDC: KRB Error: (7) KDC_ERR_S_PRINCIPAL_UNKNOWN": "service principal",
-		"KDC_Error: AS Exchange Error: kerberos error response from KDC: KRB Error: (6) KDC_ERR_C_PRINCIPAL_UNKNOWN":                          "does not know this user",
-		"KDC_Error: AS Exchange Error: kerberos error response from KDC: KRB Error: (37) KRB_AP_ERR_SKEW Clock skew too great":                "clock",
-		"[Root cause: KRBMessage_Handling_Error] cannot login, no user credentials available and no valid existing session":                   "no valid ticket",
-		"[Root cause: Networking_Error] Networking_Error: AS Exchange Error: failed sending AS_REQ to KDC: failed to communicate with KDC":    "does not answer",
-		"kafka: client has run out of available brokers to talk to: EOF":                                                                      "",
+		"[Root cause: KDC_Error] KDC_Error: TGS Exchange Error: kerberos error response from KDC: KRB Error: (7) KDC_ERR_S_PRINCIPAL_UNKNOWN":          "service principal",
+		"KDC_Error: AS Exchange Error: kerberos error response from KDC: KRB Error: (6) KDC_ERR_C_PRINCIPAL_UNKNOWN":                                   "does not know this user",
+		"KDC_Error: AS Exchange Error: kerberos error response from KDC: KRB Error: (37) KRB_AP_ERR_SKEW Clock skew too great":                         "clock",
+		"AS_REP is not valid or client password/keytab incorrect < KRBMessage_Handling_Error: clock skew with KDC too large. Greater than 300 seconds": "clock",
+		"[Root cause: KRBMessage_Handling_Error] cannot login, no user credentials available and no valid existing session":                            "no valid ticket",
+		"[Root cause: Networking_Error] Networking_Error: AS Exchange Error: failed sending AS_REQ to KDC: failed to communicate with KDC":             "does not answer",
+		"kafka: client has run out of available brokers to talk to: EOF":                                                                               "",
 	} {
 		if got := kerberosHint(errors.New(msg)); (want == "") != (got == "") || !strings.Contains(got, want) {
 			t.Errorf("kerberosHint(%q) = %q, want one saying %q", msg, got, want)

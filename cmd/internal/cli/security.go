@@ -562,8 +562,8 @@ func kerberosHint(err error) string {
 			"(check --kerberos-service-name, the brokers' sasl.kerberos.service.name, and that --brokers names the hosts of their principals)"
 	case strings.Contains(msg, "KDC_ERR_C_PRINCIPAL_UNKNOWN"):
 		return "the KDC does not know this user (check --sasl-username and --kerberos-realm)"
-	case strings.Contains(msg, "KRB_AP_ERR_SKEW"):
-		return "this machine's clock and the KDC's differ by more than the KDC allows (5 minutes by default): synchronise the clock (NTP)"
+	case strings.Contains(msg, "KRB_AP_ERR_SKEW"), strings.Contains(msg, "clock skew with KDC too large"):
+		return "this machine's clock and the KDC's differ by more than Kerberos allows (clockskew, 5 minutes by default): synchronise the clock (NTP)"
 	case strings.Contains(msg, "no valid existing session"), strings.Contains(msg, "KRB_AP_ERR_TKT_EXPIRED"):
 		return "the ticket cache holds no valid ticket (expired?): run kinit again, or log in with --kerberos-keytab"
 	case strings.Contains(msg, "Networking_Error") && (strings.Contains(msg, "KDC") || strings.Contains(msg, "AS_REQ") || strings.Contains(msg, "TGS_REQ")):
