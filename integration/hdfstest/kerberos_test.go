@@ -307,3 +307,33 @@ func TestKerberosConfiguration(t *testing.T) {
 		t.Errorf("bad protection: got %v", err)
 	}
 }
+
+// TestKerberosClientOnASimpleCluster: the reverse mistake, Kerberos credentials given
+// for a NameNode that does not use Kerberos: an error naming the cause within seconds,
+// never a hang.
+func TestKerberosClientOnASimpleCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a KDC and two JVMs")
+	}
+	t.Setenv("HADOOP_CONF_DIR", "")
+	t.Setenv("HADOOP_HOME", "")
+	kdc := krb5test.Start(t, testRealm) // skips when krb5-kdc is not installed
+	kdc.AddService(t, "taxi")
+	c := StartTest(t, Options{})
+	const remote = "/taxi/simple.parquet"
+	if err := c.CopyFromLocal(t.Context(), tlctest.Path(t, "green_tripdata_2024-01.parquet"), remote); err != nil {
+		t.Fatal(err)
+	}
+	r := source.NewResolver(source.HDFSConfig{ConfDir: c.ConfDir(),
+		Kerberos: source.Kerberos{Principal: "taxi@" + testRealm, Keytab: kdc.Keytab(t, "taxi"), Config: kdc.Config}})
+	defer r.Close()
+	began := time.Now()
+	_, err := within(t, 30*time.Second, func() ([]byte, error) {
+		_, err := r.Resolve(t.Context(), []string{c.URL(remote)})
+		return nil, err
+	})
+	t.Logf("Kerberos credentials on a simple-auth NameNode, after %s: %v", time.Since(began).Round(time.Millisecond), err)
+	if err == nil || !strings.Contains(err.Error(), "says hadoop.security.authentication=simple") {
+		t.Errorf("Kerberos credentials on a cluster without Kerberos: got %v, want the mismatch named", err)
+	}
+}

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -144,6 +145,13 @@ func (c HDFSConfig) options(host string) (hdfs.ClientOptions, error) {
 		opts.KerberosServicePrincipleName = strings.Split(spn, "@")[0]
 	}
 	if opts.KerberosServicePrincipleName == "" {
+		if auth := conf["hadoop.security.authentication"]; len(conf) > 0 && !strings.EqualFold(auth, "kerberos") {
+			// The reverse mistake: Kerberos credentials for a cluster whose configuration
+			// says it does not use Kerberos.
+			return opts, fmt.Errorf("hdfs kerberos: Kerberos credentials are given (--hdfs-principal, --hdfs-keytab or --hdfs-ccache), "+
+				"but the cluster's configuration says hadoop.security.authentication=%s: drop them for a cluster without Kerberos, "+
+				"or point --hadoop-conf-dir at the Kerberized cluster's configuration (or set --hdfs-service-principal)", cmp.Or(auth, "simple"))
+		}
 		return opts, errors.New("hdfs kerberos: no NameNode principal: set --hdfs-service-principal or dfs.namenode.kerberos.principal")
 	}
 	// opts.DataTransferProtection comes from the Hadoop configuration (dfs.data.transfer.protection,
