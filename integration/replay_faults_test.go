@@ -190,7 +190,18 @@ func TestReplayRidesThroughALostNode(t *testing.T) {
 	ref, faulty := kafkatest.UniqueName(t, "reference"), kafkatest.UniqueName(t, "faulty")
 	replayOnce(t, bin, brokers, ref, path) // replication 3, min.insync.replicas 2 (the cluster's defaults)
 
+	// The processor (the shipped taxi-stream, exactly-once) runs on the same cluster
+	// through the lost node.
+	zonesFile := filepath.Join(sharedData(t), "taxi_zone_lookup.csv")
+	zonesTopic, results := faulty+"-zones", faulty+"-results"
+	if z := startProgram(t, bin, nil, "zones", "--brokers", strings.Join(brokers, ","), "--topic", zonesTopic, "--file", zonesFile); z.wait(3*time.Minute) != 0 {
+		t.Fatalf("zones: %s", tailLines(z.out.String(), 20))
+	}
 	p := startFaultyReplay(t, bin, brokers, faulty, path)
+	stream := startProgram(t, filepath.Join(filepath.Dir(bin), "taxi-stream"), nil, "--brokers", strings.Join(brokers, ","),
+		"--rides-topic", faulty, "--zones-topic", zonesTopic, "--results-topic", results,
+		"--late-topic", faulty+"-late", "--dead-topic", faulty+"-dead", "--app", faulty+"-app",
+		"--instance-id", "n1", "--state-dir", t.TempDir(), "--http-addr", "")
 	waitGrowing(t, brokers, faulty, p)
 	victim := leaderOf(t, brokers, faulty, 0)
 	down := time.Now()
@@ -205,6 +216,38 @@ func TestReplayRidesThroughALostNode(t *testing.T) {
 	}
 	finishFaultyReplay(t, p)
 	compareTopics(t, brokers, ref, faulty)
+
+	want := oracle(t, readParquetRides(t, path), readBoroughs(t, zonesFile))
+	var got map[string]string
+	eventually(t, 5*time.Minute, "the processor's results", func() string {
+		select {
+		case <-stream.done:
+			t.Fatalf("taxi-stream exited:\n%s", tailLines(stream.out.String(), 30))
+		default:
+		}
+		if recordCount(t, brokers, results) < int64(len(want)) {
+			return "fewer results than the oracle's cells"
+		}
+		got = map[string]string{}
+		for _, m := range readCommitted(t, brokers, results, len(want)) {
+			if _, dup := got[string(m.Key)]; dup {
+				t.Fatalf("result %s written twice", m.Key)
+			}
+			got[string(m.Key)] = string(m.Value)
+		}
+		if len(got) < len(want) {
+			return fmt.Sprintf("%d of %d results", len(got), len(want))
+		}
+		return ""
+	})
+	for key, cell := range want {
+		checkResultAgainstOracle(t, key, []byte(got[key]), cell)
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d results, the oracle has %d", len(got), len(want))
+	}
+	stream.stop(t)
+	t.Logf("taxi-stream ran through the lost node: %d results equal the batch oracle", len(got))
 }
 
 // TestZonesLoaderWaitsForARestartingBroker: taxi-replay zones started while the broker
@@ -258,12 +301,12 @@ func TestZonesLoaderWaitsForARestartingBroker(t *testing.T) {
 	t.Logf("the loader waited for the broker and wrote each of the %d zones once", len(seen))
 }
 
-// buildReplay builds taxi-replay (and the two results readers beside it) and returns
-// taxi-replay's path.
+// buildReplay builds taxi-replay (and taxi-stream and the two results readers beside it)
+// and returns taxi-replay's path.
 func buildReplay(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := buildPrograms(moduleRoot(t), dir, "taxi-replay", "taxi-results", "taxi-dashboard"); err != nil {
+	if err := buildPrograms(moduleRoot(t), dir, "taxi-replay", "taxi-results", "taxi-dashboard", "taxi-stream"); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, "taxi-replay")
@@ -389,6 +432,51 @@ func leaderOf(t *testing.T, brokers []string, topic string, partition int32) int
 		t.Fatal(err)
 	}
 	return int(b.ID())
+}
+
+// readCommitted reads topic from the start, read_committed, until it has want records
+// and no more arrive for two seconds (a duplicate would), or a minute has passed.
+func readCommitted(t *testing.T, brokers []string, topic string, want int) []*sarama.ConsumerMessage {
+	t.Helper()
+	cfg := kafkatest.SaramaConfig()
+	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
+	c, err := sarama.NewConsumer(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan *sarama.ConsumerMessage, 1024)
+	for _, p := range parts {
+		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		go func() {
+			for m := range pc.Messages() {
+				out <- m
+			}
+		}()
+	}
+	var msgs []*sarama.ConsumerMessage
+	deadline := time.After(time.Minute)
+	for {
+		select {
+		case m := <-out:
+			msgs = append(msgs, m)
+		case <-time.After(2 * time.Second):
+			if len(msgs) >= want {
+				return msgs
+			}
+		case <-deadline:
+			return msgs
+		}
+	}
 }
 
 // topicRecord is what compareTopics compares of a record.
