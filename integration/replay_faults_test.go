@@ -443,18 +443,21 @@ func readCommitted(t *testing.T, brokers []string, topic string, want int) []*sa
 	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
 	c, err := sarama.NewConsumer(brokers, cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Logf("read %s: %v", topic, err)
+		return nil
 	}
 	defer c.Close()
 	parts, err := c.Partitions(topic)
 	if err != nil {
-		t.Fatal(err)
+		t.Logf("read %s: %v", topic, err)
+		return nil
 	}
 	out := make(chan *sarama.ConsumerMessage, 1024)
 	for _, p := range parts {
 		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
 		if err != nil {
-			t.Fatal(err)
+			t.Logf("read %s/%d: %v", topic, p, err)
+			return nil
 		}
 		defer pc.Close()
 		go func() {
@@ -485,38 +488,55 @@ type topicRecord struct {
 }
 
 // readPartitions reads every partition of topic completely (up to its high watermark).
+// A cluster that is still settling after a fault (no leader yet, stale metadata) is
+// read again, for up to three minutes.
 func readPartitions(t *testing.T, brokers []string, topic string) [][]topicRecord {
 	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		out, err := tryReadPartitions(brokers, topic, deadline)
+		if err == nil {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read %s: %v", topic, err)
+		}
+		t.Logf("read %s: %v; reading again", topic, err)
+		time.Sleep(time.Second)
+	}
+}
+
+func tryReadPartitions(brokers []string, topic string, deadline time.Time) ([][]topicRecord, error) {
 	cfg := kafkatest.SaramaConfig()
 	cfg.Consumer.Fetch.Default = 8 << 20
 	client, err := sarama.NewClient(brokers, cfg)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer client.Close()
 	parts, err := client.Partitions(topic)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer consumer.Close()
 	out := make([][]topicRecord, len(parts))
 	for _, p := range parts {
 		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
 		if err != nil {
-			t.Fatal(err)
+			return nil, fmt.Errorf("end of %s/%d: %w", topic, p, err)
 		}
 		if end == 0 {
 			continue
 		}
 		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
 		if err != nil {
-			t.Fatal(err)
+			return nil, fmt.Errorf("consume %s/%d: %w", topic, p, err)
 		}
-		timeout := time.After(3 * time.Minute)
+		timeout := time.After(time.Until(deadline))
 		for done := false; !done; {
 			select {
 			case m := <-pc.Messages():
@@ -532,14 +552,16 @@ func readPartitions(t *testing.T, brokers []string, topic string) [][]topicRecor
 				out[p] = append(out[p], r)
 				done = m.Offset >= end-1
 			case err := <-pc.Errors():
-				t.Fatalf("consume %s/%d: %v", topic, p, err)
+				pc.Close()
+				return nil, fmt.Errorf("consume %s/%d: %w", topic, p, err)
 			case <-timeout:
-				t.Fatalf("consume %s/%d: timed out at %d records of %d", topic, p, len(out[p]), end)
+				pc.Close()
+				return nil, fmt.Errorf("consume %s/%d: timed out at %d records of %d", topic, p, len(out[p]), end)
 			}
 		}
 		pc.Close()
 	}
-	return out
+	return out, nil
 }
 
 // compareTopics checks that got holds exactly the records of want, partition by
