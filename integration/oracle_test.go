@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/taxi-stream/taxi-stream/processors/eos"
@@ -339,26 +341,7 @@ func TestResultsEqualBatchOracleInDropoffOrder(t *testing.T) {
 			}()
 			results := readAll(t, topics.Results, len(want), 3*time.Minute)
 			elapsed := time.Since(start)
-			got := map[string][]byte{}
-			for _, m := range results {
-				if _, dup := got[string(m.Key)]; dup {
-					t.Errorf("result %s written more than once", m.Key)
-				}
-				got[string(m.Key)] = m.Value
-			}
-			for key, c := range want {
-				v, ok := got[key]
-				if !ok {
-					t.Errorf("no result for %s (oracle: %d rides)", key, c.count)
-					continue
-				}
-				checkResultAgainstOracle(t, key, v, c)
-			}
-			for key := range got {
-				if want[key] == nil {
-					t.Errorf("result %s is not in the oracle", key)
-				}
-			}
+			checkResultsEqualOracle(t, results, want)
 			in, _ := p.Stages()
 			if in != nil {
 				if late, dead := in.Counters.Late.Load(), in.Counters.Dead.Load(); late != 0 || dead != 0 {
@@ -374,6 +357,33 @@ func TestResultsEqualBatchOracleInDropoffOrder(t *testing.T) {
 			t.Logf("%s: %d rides, %d results equal to the oracle, %s from first write to last result", name, n, len(want), elapsed.Round(time.Millisecond))
 		})
 	}
+}
+
+// checkResultsEqualOracle checks the results read against the oracle: one record per
+// key, none missing, none extra, each equal to its cell. It returns them by key.
+func checkResultsEqualOracle(t testing.TB, results []*sarama.ConsumerMessage, want map[string]*oracleCell) map[string][]byte {
+	t.Helper()
+	got := map[string][]byte{}
+	for _, m := range results {
+		if _, dup := got[string(m.Key)]; dup {
+			t.Errorf("result %s written more than once", m.Key)
+		}
+		got[string(m.Key)] = m.Value
+	}
+	for key, c := range want {
+		v, ok := got[key]
+		if !ok {
+			t.Errorf("no result for %s (oracle: %d rides)", key, c.count)
+			continue
+		}
+		checkResultAgainstOracle(t, key, v, c)
+	}
+	for key := range got {
+		if want[key] == nil {
+			t.Errorf("result %s is not in the oracle", key)
+		}
+	}
+	return got
 }
 
 // loadZones loads the zone lookup CSV into the zones topic with the replay

@@ -83,24 +83,7 @@ func TestReplayRidesThroughBrokerRestarts(t *testing.T) {
 	finishFaultyReplay(t, p)
 	compareTopics(t, brokers, ref, topics.Rides)
 
-	results := readAll(t, topics.Results, len(want), 5*time.Minute)
-	got := map[string][]byte{}
-	for _, m := range results {
-		if _, dup := got[string(m.Key)]; dup {
-			t.Errorf("result %s written more than once", m.Key)
-		}
-		got[string(m.Key)] = m.Value
-	}
-	for key, cell := range want {
-		if v, ok := got[key]; !ok {
-			t.Errorf("no result for %s (oracle: %d rides)", key, cell.count)
-		} else {
-			checkResultAgainstOracle(t, key, v, cell)
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("%d results, the oracle has %d", len(got), len(want))
-	}
+	got := checkResultsEqualOracle(t, readAll(t, topics.Results, len(want), 5*time.Minute), want)
 
 	// Each reader shows every result once: none skipped, none twice.
 	values := map[string]int{}
