@@ -48,6 +48,10 @@ const (
 const (
 	LateWindowClosed     = "window closed"
 	LateAfterFinalMarker = "after the final watermark marker"
+	// LateBeyondAllowedLateness: the window closed more than the allowed lateness
+	// (taxi-stream --allowed-lateness > 0) before the ride arrived; it has left the
+	// state, so no revision can count the ride.
+	LateBeyondAllowedLateness = "window closed beyond the allowed lateness"
 )
 
 // Marker is a watermark marker's value.

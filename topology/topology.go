@@ -67,6 +67,18 @@ type Config struct {
 	// WindowsPartitions is the partition count of the repartition topic and of the
 	// windows stage. Default: IngestPartitions.
 	WindowsPartitions int
+	// AllowedLateness keeps a closed window open for revisions this long past its
+	// end (in event time, measured by the watermark): a ride that arrives after the
+	// final result but within it updates the window, and the results topic gets a
+	// revision of that key. 0 (default): rides for a closed window are late.
+	AllowedLateness time.Duration
+	// IdleTimeout: a partition without producer markers that is caught up and got
+	// nothing for this long stops holding the watermark back. 0 (default here;
+	// taxi-stream's flag defaults to 30s): off.
+	IdleTimeout time.Duration
+	// CloseOnIdle: an idle partition closes every window holding a ride seen so far
+	// (a finite replay without markers). Needs IdleTimeout.
+	CloseOnIdle bool
 }
 
 // WithDefaults fills unset fields.
@@ -108,6 +120,15 @@ func (c Config) Validate() error {
 	}
 	if err := c.Watermark.Validate(); err != nil {
 		return err
+	}
+	if c.AllowedLateness < 0 || c.AllowedLateness%time.Millisecond != 0 {
+		return fmt.Errorf("topology: allowed lateness %v: must be >= 0 and a whole number of milliseconds", c.AllowedLateness)
+	}
+	if c.IdleTimeout < 0 {
+		return fmt.Errorf("topology: idle timeout %v: must be >= 0", c.IdleTimeout)
+	}
+	if c.CloseOnIdle && c.IdleTimeout == 0 {
+		return fmt.Errorf("topology: close on idle needs an idle timeout > 0")
 	}
 	if c.IngestPartitions <= 0 {
 		return fmt.Errorf("topology: the rides topic %q has %d partitions", c.Topics.Rides, c.IngestPartitions)
@@ -162,6 +183,12 @@ func Describe(c Config) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "window %s slide %s on %s; watermark delay %s (quantile %.2f of last %d events, or producer markers)\n",
 		c.Window.Size, c.Window.Slide, c.EventTimeField, c.Watermark.Delay, c.Watermark.Quantile, c.Watermark.Window)
+	if c.AllowedLateness > 0 {
+		fmt.Fprintf(&b, "allowed lateness %s: closed windows take revisions until the watermark passes end + %s\n", c.AllowedLateness, c.AllowedLateness)
+	}
+	if c.IdleTimeout > 0 {
+		fmt.Fprintf(&b, "idle timeout %s (close on idle: %v)\n", c.IdleTimeout, c.CloseOnIdle)
+	}
 	for _, g := range []*goka.GroupGraph{IngestGraph(c, noop), WindowsGraph(c, noop)} {
 		fmt.Fprintf(&b, "group %s\n", g.Group())
 		for _, e := range g.InputStreams() {

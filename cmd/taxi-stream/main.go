@@ -81,6 +81,15 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 				return cli.Usagef("--watermark-*: %w", err)
 			}
 			cfg.WindowsPartitions = windowsPartitions
+			if cfg.AllowedLateness < 0 || cfg.AllowedLateness%time.Millisecond != 0 {
+				return cli.Usagef("--allowed-lateness %v: must be >= 0 and whole milliseconds", cfg.AllowedLateness)
+			}
+			if cfg.IdleTimeout < 0 {
+				return cli.Usagef("--idle-timeout %v: must be >= 0 (0 turns idle detection off)", cfg.IdleTimeout)
+			}
+			if cfg.CloseOnIdle && cfg.IdleTimeout == 0 {
+				return cli.Usagef("--close-on-idle needs --idle-timeout > 0")
+			}
 			if describe {
 				_, err := fmt.Fprint(cmd.OutOrStdout(), topology.Describe(cfg.WithDefaults()))
 				return err
@@ -123,7 +132,10 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 	f.DurationVar(&windowSize, "window", time.Hour, "window duration (Spark window(col, duration))")
 	f.DurationVar(&slide, "slide", 0, "window slide; smaller than --window gives sliding windows (Spark window(col, duration, slide)); default = --window")
 	f.StringVar(&cfg.EventTimeField, "event-time-field", "lpep_dropoff_datetime", "ride field holding the event time")
-	f.DurationVar(&delay, "watermark-delay", 10*time.Minute, "allowed lateness (Spark withWatermark delay)")
+	f.DurationVar(&delay, "watermark-delay", 10*time.Minute, "how far the watermark trails the event times (Spark withWatermark delay): a window closes this long after the data passed its end")
+	cli.DaysDurationFlag(f, &cfg.AllowedLateness, "allowed-lateness", 0, "keep a closed window this long (event time) for late rides: each one that arrives updates the window and the results topic gets a revision of that key (\"revision\":N,\"status\":\"revised\"); rides later than that go to the late topic; 0: every ride for a closed window is late (e.g. 45d counts the TLC files' weeks-late blocks)")
+	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", 30*time.Second, "a partition without producer markers that is caught up and got nothing for this long stops holding the watermark back; when all are idle, event time runs on with the wall clock; 0: off")
+	f.BoolVar(&cfg.CloseOnIdle, "close-on-idle", false, "when a partition is idle (--idle-timeout), close every window holding a ride seen so far: a finite replay without watermark markers (the original Python producer) ends with every result written")
 	f.Float64Var(&quantile, "watermark-quantile", watermark.DefaultConfig().Quantile, "data-driven watermark: quantile of recent event times (robust to outliers)")
 	f.IntVar(&sample, "watermark-sample", watermark.DefaultConfig().Window, "data-driven watermark: how many recent event times per partition")
 	f.StringVar(&guarantee, "guarantee", string(eos.ExactlyOnce), "exactly_once or at_least_once (Kafka Streams processing.guarantee)")

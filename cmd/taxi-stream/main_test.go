@@ -68,16 +68,17 @@ func TestDescribePrintsTheFlagsTopology(t *testing.T) {
 	cmd := newCommand()
 	cmd.SetOut(&stdout)
 	code := cli.Run(context.Background(), "taxi-stream", cmd, []string{"--describe", "--app", "nyc", "--window", "2h", "--slide", "30m",
-		"--results-topic", "res", "--brokers", "127.0.0.1:1"}, &stderr)
+		"--results-topic", "res", "--allowed-lateness", "45d", "--close-on-idle", "--brokers", "127.0.0.1:1"}, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	want := topology.Describe(topology.Config{App: "nyc", Topics: topology.Topics{Results: "res"},
-		Window: window.Spec{Size: 2 * time.Hour, Slide: 30 * time.Minute}}.WithDefaults())
+		Window:          window.Spec{Size: 2 * time.Hour, Slide: 30 * time.Minute},
+		AllowedLateness: 45 * 24 * time.Hour, IdleTimeout: 30 * time.Second, CloseOnIdle: true}.WithDefaults())
 	if stdout.String() != want {
 		t.Errorf("--describe printed\n%s\nwant\n%s", stdout.String(), want)
 	}
-	for _, line := range []string{"group nyc-ingest", "  input   nyc-windows-repartition", "  output  res", "window 2h0m0s slide 30m0s"} {
+	for _, line := range []string{"group nyc-ingest", "  input   nyc-windows-repartition", "  output  res", "window 2h0m0s slide 30m0s", "allowed lateness 1080h0m0s", "idle timeout 30s (close on idle: true)"} {
 		if !strings.Contains(stdout.String(), line) {
 			t.Errorf("--describe output lacks %q", line)
 		}

@@ -168,7 +168,7 @@ func aggregateDirect(t testing.TB, spec window.Spec) []Result {
 	for k, s := range sums {
 		out = append(out, Result{Window: k.w, Borough: k.borough, Sums: *s})
 	}
-	slices.SortFunc(out, func(a, b Result) int { return compareEntries(Entry(a), Entry(b)) })
+	slices.SortFunc(out, func(a, b Result) int { return compareEntries(Entry{Window: a.Window, Borough: a.Borough}, Entry{Window: b.Window, Borough: b.Borough}) })
 	return out
 }
 
@@ -296,7 +296,7 @@ func TestCombinerFlush(t *testing.T) {
 	got := c.Flush(nil)
 	var gotResults []Result
 	for _, e := range got {
-		gotResults = append(gotResults, Result(e))
+		gotResults = append(gotResults, Result{Window: e.Window, Borough: e.Borough, Sums: e.Sums})
 	}
 	if diff := cmp.Diff(want, gotResults); diff != "" {
 		t.Fatalf("Flush (-want +got):\n%s", diff)
@@ -319,8 +319,8 @@ func TestStateApplyClose(t *testing.T) {
 	}
 	s.Apply(Partial{Partition: 0, Watermark: h13, HasWatermark: true, Entries: []Entry{
 		{w14, "Queens", one}, {w13, "Queens", one}, {w13, "Bronx", one},
-	}})
-	s.Apply(Partial{Partition: 1, Entries: []Entry{{w13, "Queens", one}}}) // partition 1 has no watermark yet
+	}}, 0)
+	s.Apply(Partial{Partition: 1, Entries: []Entry{{w13, "Queens", one}}}, 0) // partition 1 has no watermark yet
 	if _, ok := s.MinWatermark(2); ok {
 		t.Fatal("MinWatermark is ok while partition 1 has no watermark")
 	}
@@ -328,9 +328,9 @@ func TestStateApplyClose(t *testing.T) {
 		t.Fatalf("MinWatermark(1) = %d, %v; want %d", wm, ok, h13)
 	}
 	// Partition 1 sends w13's last ride together with the watermark that closes it.
-	s.Apply(Partial{Partition: 1, Watermark: h14 + 5, HasWatermark: true, Entries: []Entry{{w13, "Queens", one}}})
-	s.Apply(Partial{Partition: 0, Watermark: h14, HasWatermark: true})
-	s.Apply(Partial{Partition: 1, Watermark: h13, HasWatermark: true}) // lower: ignored
+	s.Apply(Partial{Partition: 1, Watermark: h14 + 5, HasWatermark: true, Entries: []Entry{{w13, "Queens", one}}}, 0)
+	s.Apply(Partial{Partition: 0, Watermark: h14, HasWatermark: true}, 0)
+	s.Apply(Partial{Partition: 1, Watermark: h13, HasWatermark: true}, 0) // lower: ignored
 	if wm, _ := s.Watermark(1); wm != h14+5 {
 		t.Fatalf("partition 1 watermark went down to %d", wm)
 	}
@@ -338,10 +338,10 @@ func TestStateApplyClose(t *testing.T) {
 	if !ok || wm != h14 {
 		t.Fatalf("MinWatermark(2) = %d, %v; want %d", wm, ok, h14)
 	}
-	got := s.Close(wm)
+	got := s.Close(wm, 0)
 	want := []Result{
-		{w13, "Bronx", one},
-		{w13, "Queens", Sums{Count: 3, PassengerSum: 3, PassengerCount: 3, FareCents: 300, TotalCents: 450}},
+		{Window: w13, Borough: "Bronx", Sums: one},
+		{Window: w13, Borough: "Queens", Sums: Sums{Count: 3, PassengerSum: 3, PassengerCount: 3, FareCents: 300, TotalCents: 450}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("Close (-want +got):\n%s", diff)
@@ -349,14 +349,14 @@ func TestStateApplyClose(t *testing.T) {
 	if s.Len() != 1 {
 		t.Fatalf("Len() after Close = %d, want 1 (w14 Queens)", s.Len())
 	}
-	if again := s.Close(wm); again != nil {
+	if again := s.Close(wm, 0); again != nil {
 		t.Fatalf("second Close emitted %v", again)
 	}
 	// A (buggy) partial for the closed window is dropped, never re-emitted.
-	if dropped := s.Apply(Partial{Partition: 0, Entries: []Entry{{w13, "Queens", two}, {w14, "Queens", one}}}); dropped != 2 {
+	if dropped := s.Apply(Partial{Partition: 0, Entries: []Entry{{w13, "Queens", two}, {w14, "Queens", one}}}, 0).DroppedRides; dropped != 2 {
 		t.Fatalf("Apply to a closed window dropped %d rides, want 2", dropped)
 	}
-	if got := s.Close(watermark.Closed); !cmp.Equal(got, []Result{{w14, "Queens", two}}) {
+	if got := s.Close(watermark.Closed, 0); !cmp.Equal(got, []Result{{Window: w14, Borough: "Queens", Sums: two}}) {
 		t.Fatalf("final Close = %v", got)
 	}
 	if s.Len() != 0 {
@@ -396,9 +396,9 @@ func TestStateDeterministic(t *testing.T) {
 	var want []byte
 	wantResults := make([]Result, 0, len(direct))
 	for k, s := range direct {
-		wantResults = append(wantResults, Result{k.w, k.borough, *s})
+		wantResults = append(wantResults, Result{Window: k.w, Borough: k.borough, Sums: *s})
 	}
-	slices.SortFunc(wantResults, func(a, b Result) int { return compareEntries(Entry(a), Entry(b)) })
+	slices.SortFunc(wantResults, func(a, b Result) int { return compareEntries(Entry{Window: a.Window, Borough: a.Borough}, Entry{Window: b.Window, Borough: b.Borough}) })
 	for _, r := range wantResults {
 		want = r.AppendJSON(want)
 		want = append(want, '\n')
@@ -443,7 +443,7 @@ func TestStateDeterministic(t *testing.T) {
 				if err := p.UnmarshalBinary(b); err != nil {
 					t.Fatal(err)
 				}
-				if dropped := s.Apply(p); dropped != 0 {
+				if dropped := s.Apply(p, 0).DroppedRides; dropped != 0 {
 					t.Fatalf("dropped %d rides", dropped)
 				}
 				// Persist and restore the state, as the goka table does.
@@ -453,7 +453,7 @@ func TestStateDeterministic(t *testing.T) {
 					t.Fatal(err)
 				}
 				if wm, ok := s.MinWatermark(parts); ok {
-					for _, r := range s.Close(wm) {
+					for _, r := range s.Close(wm, 0) {
 						got = r.AppendJSON(got)
 						got = append(got, '\n')
 					}
@@ -474,10 +474,10 @@ func sampleState(t testing.TB) *State {
 	for _, x := range rides(t) {
 		c.Add(spec.Earliest(x.ride.EventMs), x.borough, x.ride)
 	}
-	s.Apply(Partial{Partition: 2, Watermark: wall(t, "2024-01-01 12:00:00"), HasWatermark: true, Entries: c.Flush(nil)})
-	s.Apply(Partial{Partition: 0, Watermark: watermark.Closed, HasWatermark: true})
-	s.Apply(Partial{Partition: 1, Watermark: math.MinInt64, HasWatermark: true})
-	s.Close(wall(t, "1970-01-01 00:00:00")) // closes the 1969 window
+	s.Apply(Partial{Partition: 2, Watermark: wall(t, "2024-01-01 12:00:00"), HasWatermark: true, Entries: c.Flush(nil)}, 0)
+	s.Apply(Partial{Partition: 0, Watermark: watermark.Closed, HasWatermark: true}, 0)
+	s.Apply(Partial{Partition: 1, Watermark: math.MinInt64, HasWatermark: true}, 0)
+	s.Close(wall(t, "1970-01-01 00:00:00"), 0) // closes the 1969 window
 	return &s
 }
 
@@ -683,7 +683,7 @@ func BenchmarkStateApply(b *testing.B) {
 	entries := 0
 	for b.Loop() {
 		p := partials[i%len(partials)]
-		s.Apply(p)
+		s.Apply(p, 0)
 		entries += len(p.Entries)
 		i++
 	}
@@ -695,7 +695,7 @@ func BenchmarkStateClose(b *testing.B) {
 	var full State
 	for _, p := range partials {
 		p.Watermark = 0
-		full.Apply(p)
+		full.Apply(p, 0)
 	}
 	snap, _ := full.MarshalBinary()
 	var s State
@@ -704,7 +704,7 @@ func BenchmarkStateClose(b *testing.B) {
 		_ = s.UnmarshalBinary(snap)
 		wm := partials[len(partials)/2].Entries[0].Window.EndMs // closes about half
 		b.StartTimer()
-		s.Close(wm)
+		s.Close(wm, 0)
 	}
 	b.ReportMetric(float64(full.Len()), "open-cells")
 }
@@ -714,7 +714,7 @@ func BenchmarkStateEncoding(b *testing.B) {
 	var s State
 	for _, p := range partials {
 		p.Watermark = 0
-		s.Apply(p)
+		s.Apply(p, 0)
 	}
 	data, _ := s.MarshalBinary()
 	b.Run("marshal", func(b *testing.B) {

@@ -50,7 +50,7 @@ func (s *State) AppendBinary(b []byte) ([]byte, error) {
 	start := len(b)
 	b = append(b, magicState, encodingVersion)
 	if s.hasClosed {
-		b = append(b, 1)
+		b = append(b, flagClosed)
 		b = binary.AppendVarint(b, s.closedMs)
 	} else {
 		b = append(b, 0)
@@ -61,9 +61,27 @@ func (s *State) AppendBinary(b []byte) ([]byte, error) {
 		b = binary.AppendVarint(b, int64(p))
 		b = binary.AppendVarint(b, s.watermarks[p])
 	}
-	b = appendEntries(b, s.Entries())
+	entries := s.Entries()
+	revs, kept := s.revisions(entries)
+	if kept {
+		b[start+2] |= flagKept
+	}
+	b = appendEntries(b, entries)
+	if kept {
+		for _, r := range revs {
+			b = binary.AppendUvarint(b, uint64(r))
+		}
+	}
 	return binary.LittleEndian.AppendUint32(b, codecs.CRC32C(b[start:])), nil
 }
+
+// State flags.
+const (
+	flagClosed = 1 << 0 // closedMs follows
+	// flagKept: some cells are closed windows kept for revisions (allowed
+	// lateness); a revision per cell follows the entries.
+	flagKept = 1 << 1
+)
 
 // UnmarshalBinary replaces s with a state encoded by MarshalBinary. Corrupt
 // input returns an error wrapping ErrCorrupt and leaves s unchanged.
@@ -73,12 +91,12 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	if err != nil {
 		return err
 	}
-	switch flags := r.Byte("flags"); flags {
-	case 0:
-	case 1:
-		n.closedMs, n.hasClosed = r.Varint("closed watermark"), true
-	default:
+	flags := r.Byte("flags")
+	switch {
+	case flags&^(flagClosed|flagKept) != 0, flags == flagKept:
 		r.Fail(fmt.Errorf("unknown flags %#x", flags))
+	case flags&flagClosed != 0:
+		n.closedMs, n.hasClosed = r.Varint("closed watermark"), true
 	}
 	count := r.count("watermarks", 2)
 	prevPart := int64(-1)
@@ -103,16 +121,38 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		prevPart = p
 	}
 	entries := r.entries()
+	revs := make([]int64, len(entries))
+	if flags&flagKept != 0 {
+		for i := range revs {
+			v := r.Uvarint("revision")
+			if r.Err == nil && v > math.MaxInt64 {
+				r.Fail(fmt.Errorf("cell %d: revision %d out of range", i, v))
+			}
+			revs[i] = int64(v)
+		}
+	}
+	kept := false
 	for i, e := range entries {
-		if n.hasClosed && e.Window.EndMs <= n.closedMs {
-			r.Fail(fmt.Errorf("cell %d: window %v open although closed through %s", i, e.Window, window.FormatWallClock(n.closedMs)))
+		if r.Err != nil {
+			break
+		}
+		if n.closed(e.Window) {
+			kept = true
+			if flags&flagKept == 0 {
+				r.Fail(fmt.Errorf("cell %d: window %v open although closed through %s", i, e.Window, window.FormatWallClock(n.closedMs)))
+				break
+			}
+		} else if revs[i] != 0 {
+			r.Fail(fmt.Errorf("cell %d: open window %v with revision %d", i, e.Window, revs[i]))
 			break
 		}
 		if n.open == nil {
-			n.open = make(map[cell]*Sums, len(entries))
+			n.open = make(map[cell]*slot, len(entries))
 		}
-		v := e.Sums
-		n.open[cell{e.Window, e.Borough}] = &v
+		n.open[cell{e.Window, e.Borough}] = &slot{sums: e.Sums, revision: revs[i]}
+	}
+	if r.Err == nil && flags&flagKept != 0 && !kept {
+		r.Fail(errors.New("flag of kept windows without any"))
 	}
 	if err := r.finish("state"); err != nil {
 		return err

@@ -15,6 +15,19 @@ type Result struct {
 	Window  window.Window
 	Borough string
 	Sums    Sums
+	// Revision is 0 for the final result emitted when the window closed, and
+	// counts the revisions emitted after it (taxi-stream --allowed-lateness): a
+	// consumer keeps the highest revision of each key (the compacted topic keeps
+	// the latest record, which is that one).
+	Revision int64
+}
+
+// Status is "final" for revision 0 and "revised" after it.
+func (r Result) Status() string {
+	if r.Revision > 0 {
+		return "revised"
+	}
+	return "final"
 }
 
 // Key is the result's Kafka key, "<window start wall clock>/<borough>",
@@ -69,13 +82,16 @@ func (r Result) AvgTotalCents() int64 { return r.avg(r.Sums.TotalCents) }
 //	 "avg_distance":3.50,"avg_tip_amount":1.00,"total_fare":30.00,
 //	 "avg_fare":10.00,"total_amount":40.50,"avg_total_amount":13.50,
 //	 "input_count":3,"sums":{"count":3,"passenger_sum":4,"passenger_count":3,
-//	 "distance_hundredths":1050,"tip_cents":300,"fare_cents":3000,"total_cents":4050}}
+//	 "distance_hundredths":1050,"tip_cents":300,"fare_cents":3000,"total_cents":4050},
+//	 "revision":0,"status":"final"}
 //
 // (on one line). Window times are RFC 3339 wall clock without zone and
 // epoch ms of the wall clock. Money, distance and averages have exactly two
 // decimals; avg_passenger_count is null when no ride had a passenger count.
 // input_count is the number of rides aggregated (equal to trip_count); "sums"
 // are the exact integers, so consumers can re-aggregate without rounding.
+// "revision" and "status" tell the final result (0, "final") from the later
+// revisions of the same key (1, 2, ..., "revised"; see Revision).
 func (r Result) MarshalJSON() ([]byte, error) {
 	return r.AppendJSON(make([]byte, 0, 512)), nil
 }
@@ -131,7 +147,11 @@ func (r Result) AppendJSON(b []byte) []byte {
 	b = strconv.AppendInt(b, s.FareCents, 10)
 	b = append(b, `,"total_cents":`...)
 	b = strconv.AppendInt(b, s.TotalCents, 10)
-	return append(b, "}}"...)
+	b = append(b, `},"revision":`...)
+	b = strconv.AppendInt(b, r.Revision, 10)
+	b = append(b, `,"status":"`...)
+	b = append(b, r.Status()...)
+	return append(b, `"}`...)
 }
 
 // resultJSON is the part of the JSON that UnmarshalJSON reads: the exact
@@ -151,6 +171,7 @@ type resultJSON struct {
 		FareCents          int64 `json:"fare_cents"`
 		TotalCents         int64 `json:"total_cents"`
 	} `json:"sums"`
+	Revision *int64 `json:"revision"` // absent in results written before revisions: 0
 }
 
 // UnmarshalJSON reads a result written by MarshalJSON from its exact fields
@@ -175,6 +196,12 @@ func (r *Result) UnmarshalJSON(data []byte) error {
 		Window:  window.Window{StartMs: *j.Window.StartMs, EndMs: *j.Window.EndMs},
 		Borough: *j.Borough,
 		Sums:    Sums(*j.Sums),
+	}
+	if j.Revision != nil {
+		if *j.Revision < 0 {
+			return fmt.Errorf("result JSON: revision %d < 0", *j.Revision)
+		}
+		r.Revision = *j.Revision
 	}
 	return nil
 }

@@ -40,6 +40,10 @@ func (h *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
 }
 
 func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	if c != nil {
+		h.rt.claimStarted(c)
+		defer h.rt.claimEnded(c)
+	}
 	return h.inner.ConsumeClaim(h.rt.currentSession(s), c)
 }
 

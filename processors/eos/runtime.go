@@ -192,6 +192,14 @@ type Runtime struct {
 	consumerBase     func(clientID string) *sarama.Config
 	clients          clientSet // built for goka; closed when Run ends
 	deferred         deferTracker
+
+	// claims are the input partitions goka consumes now (position.go), and
+	// committedMeta the metadata last committed with each one's offset: a Flush
+	// that changes a partition's metadata gets it committed even when its offset
+	// did not move (an idle partition's raised watermark).
+	claims        map[topicPartition]*claimState
+	committedMeta map[topicPartition]string
+	offsetClientFields
 }
 
 // New creates the runtime and its producer (in ExactlyOnce mode this registers the
@@ -207,7 +215,7 @@ func newRuntime(cfg Config, hooks Hooks, newAsyncProducer func([]string, *sarama
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	r := &Runtime{cfg: cfg, hooks: hooks, started: map[topicPartition]int64{}, commitNow: make(chan struct{}, 1)}
+	r := &Runtime{cfg: cfg, hooks: hooks, started: map[topicPartition]int64{}, committedMeta: map[topicPartition]string{}, commitNow: make(chan struct{}, 1)}
 
 	pcfg := cfg.Sarama()
 	pcfg.Producer.RequiredAcks = sarama.WaitForAll // durability: every in-sync replica
@@ -404,6 +412,7 @@ loop:
 	if err := r.clients.closeAll(); err != nil {
 		r.cfg.Logger.Warn("closing kafka clients", "group", r.cfg.Group, "err", err)
 	}
+	r.closeOffsetClient()
 	r.commitMu.Lock()
 	if r.cfg.Mode == ExactlyOnce && r.txnOpen {
 		// Whatever was not committed by the last session end is abandoned.
@@ -506,6 +515,10 @@ func (r *Runtime) sessionStarted(s *session) error {
 	r.sess = s
 	r.started = map[topicPartition]int64{}
 	r.committed = map[topicPartition]int64{}
+	r.committedMeta = map[topicPartition]string{}
+	for tp, md := range meta {
+		r.committedMeta[topicPartition{tp.Topic, tp.Partition}] = md
+	}
 	r.mu.Unlock()
 	r.cfg.Logger.Info("generation started", "group", r.cfg.Group, "generation", s.GenerationID(), "claims", claims)
 	if r.hooks.Assigned != nil {
@@ -601,6 +614,7 @@ func (r *Runtime) commit() error {
 	}
 	for tp, off := range c.marks {
 		r.committed[tp] = off
+		r.committedMeta[tp] = c.meta[TopicPartition{tp.topic, tp.partition}]
 	}
 	if r.cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
 		r.cfg.Logger.Debug("committed", "group", r.cfg.Group, "generation", c.sess.GenerationID(), "offsets", fmt.Sprint(c.marks))
@@ -625,6 +639,8 @@ type pendingCommit struct {
 	offsets map[string][]*sarama.PartitionOffsetMetadata
 	meta    map[TopicPartition]string
 	keys    []topicPartition
+	// metaOnly marks partitions committed for a new metadata at an unchanged offset.
+	metaOnly map[topicPartition]bool
 }
 
 // prepareCommit runs with the callbacks paused. It returns nil when nothing
@@ -663,15 +679,35 @@ func (r *Runtime) prepareCommit() (*pendingCommit, error) {
 		marks[tp] = off
 	}
 	r.mu.Unlock()
+	// A partition whose metadata changed without a new offset (nothing delivered:
+	// an idle partition whose watermark the stage raised) is committed at its
+	// current position, so the change survives a restart.
+	metaOnly := map[topicPartition]bool{}
 	for tp, off := range marks {
 		if r.committed[tp] >= off {
-			delete(marks, tp) // unchanged since the last commit
+			if md, ok := meta[TopicPartition{tp.topic, tp.partition}]; !ok || r.committedMeta[tp] == md {
+				delete(marks, tp) // unchanged since the last commit
+			} else {
+				metaOnly[tp] = true
+			}
 		}
 	}
+	r.mu.Lock()
+	for tp, md := range meta {
+		k := topicPartition{tp.Topic, tp.Partition}
+		if _, ok := marks[k]; ok || r.committedMeta[k] == md {
+			continue
+		}
+		if pos, ok := r.positionLocked(k); ok {
+			marks[k] = pos.Next
+			metaOnly[k] = true
+		}
+	}
+	r.mu.Unlock()
 	if len(marks) == 0 && r.prod.sentCount() == r.lastSent {
 		return nil, nil // nothing happened since the last commit
 	}
-	c := &pendingCommit{sess: s, marks: marks, meta: meta, offsets: map[string][]*sarama.PartitionOffsetMetadata{}}
+	c := &pendingCommit{sess: s, marks: marks, meta: meta, metaOnly: metaOnly, offsets: map[string][]*sarama.PartitionOffsetMetadata{}}
 	for tp := range marks {
 		c.keys = append(c.keys, tp)
 	}
@@ -723,7 +759,13 @@ func (r *Runtime) finishCommit(c *pendingCommit) error {
 		r.prod.release()
 	case AtLeastOnce:
 		for _, tp := range c.keys {
-			c.sess.ConsumerGroupSession.MarkOffset(tp.topic, tp.partition, c.marks[tp], c.meta[TopicPartition{tp.topic, tp.partition}])
+			md := c.meta[TopicPartition{tp.topic, tp.partition}]
+			c.sess.ConsumerGroupSession.MarkOffset(tp.topic, tp.partition, c.marks[tp], md)
+			if c.metaOnly[tp] {
+				// Sarama's MarkOffset ignores an offset that is not past the marked
+				// one; ResetOffset takes the same offset with the new metadata.
+				c.sess.ConsumerGroupSession.ResetOffset(tp.topic, tp.partition, c.marks[tp], md)
+			}
 		}
 		c.sess.ConsumerGroupSession.Commit()
 		r.lastSent = r.prod.sentCount()

@@ -144,7 +144,7 @@ func (s *Server) handleOpenWindows(w http.ResponseWriter, r *http.Request) {
 
 // provisionalJSON is an open cell as a result JSON with "provisional":true.
 func provisionalJSON(e aggregate.Entry) json.RawMessage {
-	b := aggregate.Result(e).AppendJSON(make([]byte, 0, 512))
+	b := aggregate.Result{Window: e.Window, Borough: e.Borough, Sums: e.Sums}.AppendJSON(make([]byte, 0, 512))
 	b = bytes.TrimSuffix(b, []byte("}"))
 	return append(b, `,"provisional":true}`...)
 }

@@ -160,7 +160,7 @@ func encodeState(t *testing.T, partials ...aggregate.Partial) []byte {
 	t.Helper()
 	var st aggregate.State
 	for _, p := range partials {
-		st.Apply(p)
+		st.Apply(p, 0)
 	}
 	b, err := st.MarshalBinary()
 	if err != nil {

@@ -72,7 +72,7 @@ func mergeStates(values [][]byte, ingestPartitions int) (snapshot, error) {
 		if err := st.UnmarshalBinary(raw); err != nil {
 			return snapshot{}, fmt.Errorf("windows state: %w", err)
 		}
-		snap.Open = append(snap.Open, st.Entries()...)
+		snap.Open = append(snap.Open, st.OpenEntries()...)
 		for p := range int32(ingestPartitions) {
 			if wm, ok := st.Watermark(p); ok {
 				if old, seen := snap.Watermarks[p]; !seen || wm > old {

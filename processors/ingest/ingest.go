@@ -17,10 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -60,6 +62,35 @@ type Config struct {
 	// watermark (watermark.Closed after a final marker). It feeds close-delay
 	// measurements; keep it cheap.
 	WatermarkPassed func(partition int32, watermarkMs int64)
+
+	// AllowedLateness (taxi-stream --allowed-lateness): a ride whose earliest window
+	// closed less than this long ago (its end > watermark − AllowedLateness) is still
+	// counted; the windows stage emits a revision of that window's result. 0: a ride
+	// for a closed window is late (goes to the late topic).
+	AllowedLateness time.Duration
+	// IdleTimeout (taxi-stream --idle-timeout): a partition in data mode (no
+	// producer markers) that is caught up and delivered nothing for this long no
+	// longer holds the watermark back (docs/design.md "Idle partitions"). 0: off.
+	IdleTimeout time.Duration
+	// CloseOnIdle: an idle partition raises its watermark past every window holding
+	// a ride seen so far (a finite replay without markers ends with every window
+	// closed). Needs IdleTimeout > 0.
+	CloseOnIdle bool
+	// Progress tells where each input partition stands (the stage's eos.Runtime);
+	// needed when IdleTimeout > 0.
+	Progress Progress
+	// OtherWatermarks returns the latest watermark of each ingest partition known
+	// elsewhere in this process (the windows stage's state); the stage's own
+	// partitions override it. May be nil.
+	OtherWatermarks func() map[int32]int64
+	// Now is the clock of idle detection (default time.Now).
+	Now func() time.Time
+}
+
+// Progress is the part of eos.Runtime that idle detection needs.
+type Progress interface {
+	Position(topic string, partition int32) (eos.Position, bool)
+	LogEnd(topic string, partition int32, timeout time.Duration) (int64, error)
 }
 
 // ZoneTable returns the raw zone record of a LocationID (nil when there is none).
@@ -81,6 +112,10 @@ type Counters struct {
 	Late    atomic.Int64 // rides sent to the late topic
 	Dead    atomic.Int64 // messages sent to the dead-letter topic
 	Markers atomic.Int64 // watermark markers read
+	// Idle partitions (IdleTimeout): how many of this instance's partitions are idle
+	// now, and how often an idle partition's watermark was raised.
+	Idle         atomic.Int64
+	IdleAdvances atomic.Int64
 }
 
 // Stage is the ingest stage of one instance.
@@ -107,6 +142,12 @@ type partitionState struct {
 	// the watermark last reported to Config.WatermarkPassed
 	passedWM  int64
 	passedHas bool
+	// idle detection (idle.go)
+	lastNext    int64     // the partition's next offset at the last flush
+	lastActive  time.Time // when that offset last moved (or the partition was assigned)
+	idle        bool
+	lastAdvance time.Time // when the idle watermark was last raised
+	nextCheck   time.Time // no log-end check before this (after a failed one)
 }
 
 // New creates the stage. committer is asked for an early commit when a partition's
@@ -126,6 +167,21 @@ func New(cfg Config, committer interface{ RequestCommit() }) (*Stage, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.AllowedLateness < 0 || cfg.AllowedLateness%time.Millisecond != 0 {
+		return nil, fmt.Errorf("ingest: allowed lateness %v: must be >= 0 and whole milliseconds", cfg.AllowedLateness)
+	}
+	if cfg.IdleTimeout < 0 {
+		return nil, fmt.Errorf("ingest: idle timeout %v: must be >= 0", cfg.IdleTimeout)
+	}
+	if cfg.IdleTimeout > 0 && cfg.Progress == nil {
+		return nil, errors.New("ingest: idle detection needs the partitions' progress (Config.Progress)")
+	}
+	if cfg.CloseOnIdle && cfg.IdleTimeout == 0 {
+		return nil, errors.New("ingest: close on idle needs an idle timeout > 0")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	var partialHeaders []sarama.RecordHeader
 	if cfg.App != "" {
@@ -177,11 +233,14 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 		return
 	}
 	first := s.cfg.Window.Earliest(facts.EventMs)
-	if wm, ok := st.tracker.Watermark(); ok && first.EndMs <= wm {
+	if wm, ok := st.tracker.Watermark(); ok && (wm == watermark.Closed || first.EndMs <= subSat(wm, s.cfg.AllowedLateness.Milliseconds())) {
 		s.Counters.Late.Add(1)
 		reason := codecs.LateWindowClosed
-		if wm == watermark.Closed {
+		switch {
+		case wm == watermark.Closed:
 			reason = codecs.LateAfterFinalMarker
+		case s.cfg.AllowedLateness > 0:
+			reason = codecs.LateBeyondAllowedLateness
 		}
 		ctx.Emit(s.cfg.LateTopic, ctx.Key(), raw, goka.WithCtxEmitHeaders(s.inputHeaders(ctx, goka.Headers{
 			codecs.HeaderLateWatermark: []byte(strconv.FormatInt(wm, 10)),
@@ -291,6 +350,14 @@ func (s *Stage) maybeRequestCommit(ctx goka.Context, st *partitionState) {
 	}
 }
 
+// subSat returns a−b for b >= 0, saturating at math.MinInt64.
+func subSat(a, b int64) int64 {
+	if a < math.MinInt64+b {
+		return math.MinInt64
+	}
+	return a - b
+}
+
 func floorDiv(a, b int64) int64 {
 	if a == watermark.Closed {
 		return a
@@ -350,6 +417,9 @@ func (s *Stage) revoked() {
 func (s *Stage) flush(send func(*sarama.ProducerMessage)) (map[eos.TopicPartition]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cfg.IdleTimeout > 0 {
+		s.detectIdle()
+	}
 	meta := make(map[eos.TopicPartition]string, len(s.parts))
 	byWindowsPartition := make([][]aggregate.Entry, s.cfg.WindowsPartitions)
 	var entries []aggregate.Entry

@@ -166,6 +166,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	cfg = topology.Config{
 		Topics: cfg.Topics, App: cfg.App, Window: cfg.Window, Watermark: cfg.Watermark,
 		EventTimeField: cfg.EventTimeField, IngestPartitions: cfg.IngestPartitions,
+		AllowedLateness: cfg.AllowedLateness, IdleTimeout: cfg.IdleTimeout, CloseOnIdle: cfg.CloseOnIdle,
 		WindowsPartitions: p.opts.Topology.WindowsPartitions,
 	}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -310,6 +311,21 @@ func (c *committer) RequestCommit() {
 	}
 }
 
+// Position and LogEnd serve the ingest stage's idle detection (ingest.Progress).
+func (c *committer) Position(topic string, partition int32) (eos.Position, bool) {
+	if c.rt == nil {
+		return eos.Position{}, false
+	}
+	return c.rt.Position(topic, partition)
+}
+
+func (c *committer) LogEnd(topic string, partition int32, timeout time.Duration) (int64, error) {
+	if c.rt == nil {
+		return -1, errors.New("pipeline: the ingest stage has no runtime yet")
+	}
+	return c.rt.LogEnd(topic, partition, timeout)
+}
+
 func (p *Pipeline) runtime(group goka.Group, hooks eos.Hooks) (*eos.Runtime, error) {
 	groupInstanceID := p.opts.InstanceID
 	if p.opts.DynamicMembership {
@@ -343,6 +359,16 @@ func (p *Pipeline) runIngest(ctx context.Context, started func()) error {
 		EventTimeField:    p.cfg.EventTimeField,
 		Logger:            p.opts.Logger.With("stage", "ingest"),
 		WatermarkPassed:   p.opts.WatermarkPassed,
+		AllowedLateness:   p.cfg.AllowedLateness,
+		IdleTimeout:       p.cfg.IdleTimeout,
+		CloseOnIdle:       p.cfg.CloseOnIdle,
+		Progress:          c,
+		OtherWatermarks: func() map[int32]int64 {
+			if _, w := p.Stages(); w != nil {
+				return w.Watermarks()
+			}
+			return nil
+		},
 	}, c)
 	if err != nil {
 		return err
@@ -388,6 +414,7 @@ func (p *Pipeline) runWindows(ctx context.Context, started func()) error {
 		ResultsTopic:     goka.Stream(p.cfg.Topics.Results),
 		IngestPartitions: p.cfg.IngestPartitions,
 		App:              p.cfg.App,
+		AllowedLateness:  p.cfg.AllowedLateness,
 		Logger:           p.opts.Logger.With("stage", "windows"),
 	}, c)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lovoo/goka"
 
@@ -29,14 +30,20 @@ type Config struct {
 	// codecs.HeaderApp names another app (or none) is refused: counted, logged once
 	// per app, and not applied. Its results carry the header too.
 	App    string
-	Logger *slog.Logger
+	// AllowedLateness keeps a closed window in the state until the watermark passes
+	// its end + AllowedLateness; sums that arrive for it meanwhile update it and emit
+	// a revision of its result (the ingest stage uses the same value to decide which
+	// rides are late). 0: a window leaves the state when it closes.
+	AllowedLateness time.Duration
+	Logger          *slog.Logger
 }
 
 // Counters are the stage's running totals.
 type Counters struct {
 	Partials       atomic.Int64 // partial messages applied
 	ResultsEmitted atomic.Int64 // (window, borough) results written
-	RidesEmitted   atomic.Int64 // rides covered by the results written
+	RidesEmitted   atomic.Int64 // rides covered by the results written (a revision adds only its new rides)
+	Revisions      atomic.Int64 // revised results written (allowed lateness)
 	DroppedRides   atomic.Int64 // rides in partials for already closed windows (must stay 0)
 	Foreign        atomic.Int64 // partials written by another app, refused (must stay 0)
 }
@@ -118,13 +125,24 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 		return
 	}
 	s.Counters.Partials.Add(1)
-	if dropped := st.Apply(partial); dropped > 0 {
+	lateness := s.cfg.AllowedLateness.Milliseconds()
+	applied := st.Apply(partial, lateness)
+	if dropped := applied.DroppedRides; dropped > 0 {
 		s.Counters.DroppedRides.Add(dropped)
 		s.cfg.Logger.Error("partial for a closed window dropped: the watermark rule was broken",
 			"ingest_partition", partial.Partition, "rides", dropped)
 	}
+	for _, r := range applied.Revised {
+		ctx.Emit(s.cfg.ResultsTopic, r.Key(), r.AppendJSON(nil), goka.WithCtxEmitHeaders(s.resultHeaders))
+		s.Counters.ResultsEmitted.Add(1)
+		s.Counters.Revisions.Add(1)
+	}
+	s.Counters.RidesEmitted.Add(applied.RevisedRides)
+	if len(applied.Revised) > 0 {
+		s.committer.RequestCommit()
+	}
 	if min, ok := st.MinWatermark(s.cfg.IngestPartitions); ok {
-		results := st.Close(min)
+		results := st.Close(min, lateness)
 		for _, r := range results {
 			ctx.Emit(s.cfg.ResultsTopic, r.Key(), r.AppendJSON(nil), goka.WithCtxEmitHeaders(s.resultHeaders))
 			s.Counters.ResultsEmitted.Add(1)
@@ -169,6 +187,22 @@ func (s *Stage) load(ctx goka.Context) (*aggregate.State, error) {
 	closed, _ := st.ClosedThrough()
 	s.cfg.Logger.Debug("windows state loaded", "partition", ctx.Partition(), "offset", ctx.Offset(), "open", st.Len(), "closed_through", closed, "bytes", len(stored))
 	return st, nil
+}
+
+// Watermarks returns the latest watermark of every ingest partition as the
+// windows states this instance holds know them (the highest over its partitions).
+func (s *Stage) Watermarks() map[int32]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[int32]int64{}
+	for _, c := range s.cache {
+		for p, wm := range c.state.Watermarks() {
+			if old, ok := out[p]; !ok || wm > old {
+				out[p] = wm
+			}
+		}
+	}
+	return out
 }
 
 // Forget drops the decoded states (on revocation).

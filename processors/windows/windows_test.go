@@ -262,7 +262,7 @@ func TestResultJSONNullPassengers(t *testing.T) {
 	want := `{"window":{"start":"2024-01-01T00:00:00","end":"2024-01-01T01:00:00","start_ms":1704067200000,"end_ms":1704070800000},` +
 		`"borough":"Staten Island","trip_count":2,"avg_passenger_count":null,"total_distance":3.00,"avg_distance":1.50,` +
 		`"avg_tip_amount":0.00,"total_fare":10.00,"avg_fare":5.00,"total_amount":12.01,"avg_total_amount":6.01,"input_count":2,` +
-		`"sums":{"count":2,"passenger_sum":0,"passenger_count":0,"distance_hundredths":300,"tip_cents":0,"fare_cents":1000,"total_cents":1201}}`
+		`"sums":{"count":2,"passenger_sum":0,"passenger_count":0,"distance_hundredths":300,"tip_cents":0,"fare_cents":1000,"total_cents":1201},"revision":0,"status":"final"}`
 	if string(v) != want {
 		t.Errorf("result\n%s\nwant\n%s", v, want)
 	}

@@ -244,6 +244,21 @@ func (t *Tracker) ObserveMarker(watermarkMs int64, final bool) {
 	t.raise(subSat(watermarkMs, t.delayMs))
 }
 
+// Max returns the largest event time observed; ok is false before the first.
+func (t *Tracker) Max() (ms int64, ok bool) { return t.max, t.hasMax }
+
+// Raise lifts the watermark to at least ms without observing an event (an idle
+// partition's watermark, docs/design.md "Idle partitions"). It keeps the mode, and
+// like every change it never lowers the watermark; it reports whether it moved.
+// After a final marker it changes nothing.
+func (t *Tracker) Raise(ms int64) bool {
+	if t.mode == ModeFinal || (t.hasWM && ms <= t.wm) {
+		return false
+	}
+	t.raise(ms)
+	return true
+}
+
 func (t *Tracker) raise(ms int64) {
 	if !t.hasWM || ms > t.wm {
 		t.wm, t.hasWM = ms, true

@@ -155,3 +155,18 @@ func TestUseEnvBindsSubcommandsAndNamesVariablesOnce(t *testing.T) {
 		t.Errorf("KL_NODES=many: %v, want a usage error naming it", err)
 	}
 }
+
+func TestParseDaysDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"45d": 45 * 24 * time.Hour, "1d12h": 36 * time.Hour, "90m": 90 * time.Minute, "0": 0, "0d": 0,
+	} {
+		if got, err := parseDaysDuration(in); err != nil || got != want {
+			t.Errorf("parseDaysDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"d", "1.5d", "-1d", "1dx", "abc"} {
+		if _, err := parseDaysDuration(bad); err == nil {
+			t.Errorf("parseDaysDuration(%q) accepted", bad)
+		}
+	}
+}
