@@ -168,7 +168,9 @@ func aggregateDirect(t testing.TB, spec window.Spec) []Result {
 	for k, s := range sums {
 		out = append(out, Result{Window: k.w, Borough: k.borough, Sums: *s})
 	}
-	slices.SortFunc(out, func(a, b Result) int { return compareEntries(Entry{Window: a.Window, Borough: a.Borough}, Entry{Window: b.Window, Borough: b.Borough}) })
+	slices.SortFunc(out, func(a, b Result) int {
+		return compareEntries(Entry{Window: a.Window, Borough: a.Borough}, Entry{Window: b.Window, Borough: b.Borough})
+	})
 	return out
 }
 
@@ -398,7 +400,9 @@ func TestStateDeterministic(t *testing.T) {
 	for k, s := range direct {
 		wantResults = append(wantResults, Result{Window: k.w, Borough: k.borough, Sums: *s})
 	}
-	slices.SortFunc(wantResults, func(a, b Result) int { return compareEntries(Entry{Window: a.Window, Borough: a.Borough}, Entry{Window: b.Window, Borough: b.Borough}) })
+	slices.SortFunc(wantResults, func(a, b Result) int {
+		return compareEntries(Entry{Window: a.Window, Borough: a.Borough}, Entry{Window: b.Window, Borough: b.Borough})
+	})
 	for _, r := range wantResults {
 		want = r.AppendJSON(want)
 		want = append(want, '\n')

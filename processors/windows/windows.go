@@ -29,7 +29,7 @@ type Config struct {
 	// App is the processor app (taxi-stream --app). When set, a partial whose
 	// codecs.HeaderApp names another app (or none) is refused: counted, logged once
 	// per app, and not applied. Its results carry the header too.
-	App    string
+	App string
 	// AllowedLateness keeps a closed window in the state until the watermark passes
 	// its end + AllowedLateness; sums that arrive for it meanwhile update it and emit
 	// a revision of its result (the ingest stage uses the same value to decide which
