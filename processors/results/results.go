@@ -1,6 +1,9 @@
 // Package results reads the results topic the way a downstream consumer should
-// (read_committed, so only final, committed results) and renders them: a console
-// table per window, like the original Spark job's console sink, or JSON lines.
+// (read_committed, so only committed results) and renders them: a console table
+// per window, like the original Spark job's console sink, or JSON lines. With
+// taxi-stream --allowed-lateness a key can be written again after its final
+// result: a revision with the new exact totals ("revision" 1, 2, ...; the table
+// marks the window as revised).
 package results
 
 import (
@@ -217,8 +220,18 @@ func (g *Grouper) Add(r aggregate.Result) {
 		grp = &group{}
 		g.open[r.Window.StartMs] = grp
 	}
-	grp.results = append(grp.results, r)
 	grp.last = time.Now()
+	// A revision (taxi-stream --allowed-lateness) that arrives while its window is
+	// still gathered replaces the earlier record of its borough.
+	for i, old := range grp.results {
+		if old.Borough == r.Borough && old.Window == r.Window {
+			if r.Revision >= old.Revision {
+				grp.results[i] = r
+			}
+			return
+		}
+	}
+	grp.results = append(grp.results, r)
 }
 
 // Ready returns the windows that have been quiet for Quiet (all when force),
@@ -290,8 +303,20 @@ func WriteTable(w io.Writer, rs []aggregate.Result) error {
 		b.WriteByte('\n')
 	}
 	win := rs[0].Window
-	fmt.Fprintf(&b, "-------------------------------------------\nWindow: %s - %s\n-------------------------------------------\n",
-		strings.Replace(fmtWall(win.StartMs), "T", " ", 1), strings.Replace(fmtWall(win.EndMs), "T", " ", 1))
+	var revised []string
+	for _, r := range rs {
+		if r.Revision > 0 {
+			revised = append(revised, fmt.Sprintf("%s revision %d", r.Borough, r.Revision))
+		}
+	}
+	title := ""
+	if len(revised) > 0 {
+		// Late rides within --allowed-lateness updated these boroughs after the
+		// window's final result: the rows are the new totals, not increments.
+		title = " (revised: " + strings.Join(revised, ", ") + ")"
+	}
+	fmt.Fprintf(&b, "-------------------------------------------\nWindow: %s - %s%s\n-------------------------------------------\n",
+		strings.Replace(fmtWall(win.StartMs), "T", " ", 1), strings.Replace(fmtWall(win.EndMs), "T", " ", 1), title)
 	sep()
 	for i, row := range rows {
 		b.WriteByte('|')

@@ -87,3 +87,24 @@ func TestWaitForTopic(t *testing.T) {
 		t.Errorf("a negative wait ends only with the context: %v", err)
 	}
 }
+
+// A revision replaces its borough's earlier record in a window still gathered, and
+// the table says which boroughs were revised.
+func TestGrouperAndTableShowRevisions(t *testing.T) {
+	g := Grouper{}
+	w := window.Window{StartMs: 1704114000000, EndMs: 1704117600000}
+	g.Add(aggregate.Result{Window: w, Borough: "Queens", Sums: aggregate.Sums{Count: 1}})
+	g.Add(aggregate.Result{Window: w, Borough: "Queens", Sums: aggregate.Sums{Count: 3}, Revision: 2})
+	g.Add(aggregate.Result{Window: w, Borough: "Queens", Sums: aggregate.Sums{Count: 2}, Revision: 1}) // older: ignored
+	got := g.Ready(true)
+	if len(got) != 1 || len(got[0]) != 1 || got[0][0].Revision != 2 || got[0][0].Sums.Count != 3 {
+		t.Fatalf("Ready = %+v; want Queens revision 2 only", got)
+	}
+	var b strings.Builder
+	if err := WriteTable(&b, got[0]); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "Window: 2024-01-01 13:00:00 - 2024-01-01 14:00:00 (revised: Queens revision 2)") {
+		t.Errorf("table title does not name the revision:\n%s", b.String())
+	}
+}

@@ -205,6 +205,18 @@ func (s *Stage) Watermarks() map[int32]int64 {
 	return out
 }
 
+// StateSize returns the cells (open, and closed but kept for revisions) and the
+// encoded bytes of the windows states this instance holds.
+func (s *Stage) StateSize() (cells, bytes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.cache {
+		cells += c.state.Len()
+		bytes += len(c.encoded)
+	}
+	return cells, bytes
+}
+
 // Forget drops the decoded states (on revocation).
 func (s *Stage) Forget() {
 	s.mu.Lock()
