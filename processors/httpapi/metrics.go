@@ -26,6 +26,7 @@ type collector struct {
 
 	ridesIn, counted, late, dead, markers                       *prometheus.Desc
 	partials, windowsClosed, ridesClosed, ridesDropped, foreign *prometheus.Desc
+	revisions, idlePartitions, idleRaises                       *prometheus.Desc
 	commits, aborts, fenced, commitSeconds, commitMax           *prometheus.Desc
 	restarts, stageUp, ready, viewRecovered                     *prometheus.Desc
 	watermark, eventTimeLag, consumerLag                        *prometheus.Desc
@@ -35,31 +36,34 @@ type collector struct {
 
 func newCollector(s *Server) *collector {
 	return &collector{
-		s:             s,
-		ridesIn:       desc("rides_in_total", "Ride messages read from the rides topic by this instance (watermark markers excluded)."),
-		counted:       desc("rides_counted_total", "On-time rides added to their windows."),
-		late:          desc("rides_late_total", "Rides sent to the late topic (their window had closed)."),
-		dead:          desc("dead_letters_total", "Messages sent to the dead-letter topic."),
-		markers:       desc("watermark_markers_total", "Watermark markers read from the rides topic."),
-		partials:      desc("partials_applied_total", "Partial aggregates applied by the windows stage."),
-		windowsClosed: desc("windows_closed_total", "Final (window, borough) results written to the results topic: one per closed window and borough."),
-		ridesClosed:   desc("rides_closed_total", "Rides covered by the final results written."),
-		ridesDropped:  desc("rides_dropped_total", "Rides in partials for already closed windows (must stay 0)."),
-		foreign:       desc("partials_foreign_total", "Partials on this app's repartition topic written by another app, refused (must stay 0: give each app its own --windows-topic)."),
-		commits:       desc("commits_total", "Commits (transactions under exactly-once) per stage.", "stage"),
-		aborts:        desc("transactions_aborted_total", "Aborted transactions per stage (a failed commit; the stage resumes from the last commit).", "stage"),
-		fenced:        desc("departed_transactions_fenced_total", "Open transactions of departed instances this instance aborted when it took over (instead of waiting for their timeout), per stage.", "stage"),
-		commitSeconds: desc("commit_duration_seconds", "Time spent in commits (processing paused), per stage.", "stage"),
-		commitMax:     desc("commit_duration_max_seconds", "The longest commit since the instance started, per stage.", "stage"),
-		restarts:      desc("stage_restarts_total", "Stage failures, each followed by a restart from the last commit.", "stage"),
-		stageUp:       desc("stage_up", "1 when the stage's processor runs with its state recovered.", "stage"),
-		ready:         desc("ready", "1 when /readyz answers 200."),
-		viewRecovered: desc("query_view_recovered", "1 when the query view of the windows state has caught up."),
-		watermark:     desc("watermark_seconds", "Watermark of each ingest partition this instance owns, as of its last commit (event-time wall clock as Unix seconds; +Inf after the final marker).", "partition"),
-		eventTimeLag:  desc("event_time_lag_seconds", "Current wall clock in the event-time zone minus the partition's watermark (0 after the final marker).", "partition"),
-		consumerLag:   desc("consumer_lag", "Records between the group's committed offset and the end (last stable offset) of each input partition this instance owns.", "group", "topic", "partition"),
-		stateBytes:    desc("state_bytes", "Size of the local windows state value of each owned windows partition.", "partition"),
-		stateCells:    desc("state_open_cells", "Open (window, borough) cells in the local windows state of each owned windows partition.", "partition"),
+		s:              s,
+		ridesIn:        desc("rides_in_total", "Ride messages read from the rides topic by this instance (watermark markers excluded)."),
+		counted:        desc("rides_counted_total", "On-time rides added to their windows."),
+		late:           desc("rides_late_total", "Rides sent to the late topic (their window had closed)."),
+		dead:           desc("dead_letters_total", "Messages sent to the dead-letter topic."),
+		markers:        desc("watermark_markers_total", "Watermark markers read from the rides topic."),
+		partials:       desc("partials_applied_total", "Partial aggregates applied by the windows stage."),
+		windowsClosed:  desc("windows_closed_total", "Final (window, borough) results written to the results topic: one per closed window and borough."),
+		ridesClosed:    desc("rides_closed_total", "Rides covered by the results written (a revision adds the rides it newly counts)."),
+		revisions:      desc("results_revised_total", "Revised results written: late rides within --allowed-lateness updated a closed window."),
+		idlePartitions: desc("idle_partitions", "Ingest partitions of this instance found idle (--idle-timeout): they no longer hold the watermark back."),
+		idleRaises:     desc("idle_watermark_raises_total", "Raises of idle partitions' watermarks (each commit while idle)."),
+		ridesDropped:   desc("rides_dropped_total", "Rides in partials for already closed windows (must stay 0)."),
+		foreign:        desc("partials_foreign_total", "Partials on this app's repartition topic written by another app, refused (must stay 0: give each app its own --windows-topic)."),
+		commits:        desc("commits_total", "Commits (transactions under exactly-once) per stage.", "stage"),
+		aborts:         desc("transactions_aborted_total", "Aborted transactions per stage (a failed commit; the stage resumes from the last commit).", "stage"),
+		fenced:         desc("departed_transactions_fenced_total", "Open transactions of departed instances this instance aborted when it took over (instead of waiting for their timeout), per stage.", "stage"),
+		commitSeconds:  desc("commit_duration_seconds", "Time spent in commits (processing paused), per stage.", "stage"),
+		commitMax:      desc("commit_duration_max_seconds", "The longest commit since the instance started, per stage.", "stage"),
+		restarts:       desc("stage_restarts_total", "Stage failures, each followed by a restart from the last commit.", "stage"),
+		stageUp:        desc("stage_up", "1 when the stage's processor runs with its state recovered.", "stage"),
+		ready:          desc("ready", "1 when /readyz answers 200."),
+		viewRecovered:  desc("query_view_recovered", "1 when the query view of the windows state has caught up."),
+		watermark:      desc("watermark_seconds", "Watermark of each ingest partition this instance owns, as of its last commit (event-time wall clock as Unix seconds; +Inf after the final marker).", "partition"),
+		eventTimeLag:   desc("event_time_lag_seconds", "Current wall clock in the event-time zone minus the partition's watermark (0 after the final marker).", "partition"),
+		consumerLag:    desc("consumer_lag", "Records between the group's committed offset and the end (last stable offset) of each input partition this instance owns.", "group", "topic", "partition"),
+		stateBytes:     desc("state_bytes", "Size of the local windows state value of each owned windows partition.", "partition"),
+		stateCells:     desc("state_open_cells", "Open (window, borough) cells in the local windows state of each owned windows partition.", "partition"),
 		restoreRemaining: desc("state_restore_remaining_records",
 			"Changelog records still to restore for each windows state partition held here (0 once recovered).", "partition", "mode"),
 		stateRecovered: desc("state_recovered", "1 when the windows state partition held here is recovered.", "partition", "mode"),
@@ -70,7 +74,7 @@ func newCollector(s *Server) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.ridesIn, c.counted, c.late, c.dead, c.markers, c.partials, c.windowsClosed,
-		c.ridesClosed, c.ridesDropped, c.commits, c.aborts, c.fenced, c.commitSeconds, c.commitMax, c.restarts, c.stageUp,
+		c.ridesClosed, c.revisions, c.idlePartitions, c.idleRaises, c.ridesDropped, c.commits, c.aborts, c.fenced, c.commitSeconds, c.commitMax, c.restarts, c.stageUp,
 		c.ready, c.viewRecovered, c.watermark, c.eventTimeLag, c.consumerLag, c.stateBytes, c.stateCells,
 		c.restoreRemaining, c.stateRecovered, c.recentResults, c.scrapeErrors} {
 		ch <- d
@@ -110,6 +114,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, c.partials, st.Windows.Partials)
 	counter(ch, c.windowsClosed, st.Windows.ResultsEmitted)
 	counter(ch, c.ridesClosed, st.Windows.RidesEmitted)
+	counter(ch, c.revisions, st.Windows.Revisions)
+	gauge(ch, c.idlePartitions, float64(st.IdlePartitions))
+	counter(ch, c.idleRaises, st.Ingest.IdleAdvances)
 	counter(ch, c.ridesDropped, st.Windows.DroppedRides)
 	counter(ch, c.foreign, st.Windows.ForeignPartials)
 	for _, sc := range []struct {

@@ -22,11 +22,15 @@ const (
 // IngestCounts are the ingest stage's counters (ingest.Counters).
 type IngestCounts struct {
 	In, OnTime, Late, Dead, Markers int64
+	// IdleAdvances counts raises of idle partitions' watermarks (--idle-timeout).
+	IdleAdvances int64
 }
 
 // WindowsCounts are the windows stage's counters (windows.Counters).
 type WindowsCounts struct {
 	Partials, ResultsEmitted, RidesEmitted, DroppedRides, ForeignPartials int64
+	// Revisions counts revised results (--allowed-lateness).
+	Revisions int64
 }
 
 // CommitCounts describe one stage's commits (eos.Runtime).
@@ -46,6 +50,8 @@ type CommitCounts struct {
 type Stats struct {
 	Ingest         IngestCounts
 	Windows        WindowsCounts
+	// IdlePartitions is how many of this instance's ingest partitions are idle now.
+	IdlePartitions int64
 	IngestCommits  CommitCounts
 	WindowsCommits CommitCounts
 }
@@ -56,6 +62,9 @@ func (p *Pipeline) Stats() Stats {
 	defer p.mu.Unlock()
 	s := p.carried
 	addIngest(&s.Ingest, p.ingest)
+	if p.ingest != nil {
+		s.IdlePartitions = p.ingest.Counters.Idle.Load()
+	}
 	addWindows(&s.Windows, p.windows)
 	addCommits(&s.IngestCommits, p.ingestRT)
 	addCommits(&s.WindowsCommits, p.windowsRT)
@@ -71,6 +80,7 @@ func addIngest(c *IngestCounts, st *ingest.Stage) {
 	c.Late += st.Counters.Late.Load()
 	c.Dead += st.Counters.Dead.Load()
 	c.Markers += st.Counters.Markers.Load()
+	c.IdleAdvances += st.Counters.IdleAdvances.Load()
 }
 
 func addWindows(c *WindowsCounts, st *windows.Stage) {
@@ -82,6 +92,7 @@ func addWindows(c *WindowsCounts, st *windows.Stage) {
 	c.RidesEmitted += st.Counters.RidesEmitted.Load()
 	c.DroppedRides += st.Counters.DroppedRides.Load()
 	c.ForeignPartials += st.Counters.Foreign.Load()
+	c.Revisions += st.Counters.Revisions.Load()
 }
 
 func addCommits(c *CommitCounts, rt *eos.Runtime) {
