@@ -124,7 +124,7 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 	def := topology.DefaultTopics()
 	f.StringVar(&cfg.Topics.Rides, "rides-topic", def.Rides, "input topic of rides and watermark markers")
 	f.StringVar(&cfg.Topics.Zones, "zones-topic", def.Zones, "compacted zone lookup topic (LocationID -> borough)")
-	f.StringVar(&cfg.Topics.Results, "results-topic", def.Results, "output: one final record per (window, borough)")
+	f.StringVar(&cfg.Topics.Results, "results-topic", def.Results, "output: one final record per (window, borough), then its revisions with --allowed-lateness")
 	f.StringVar(&cfg.Topics.Late, "late-topic", def.Late, "output: rides that arrived after their window closed")
 	f.StringVar(&cfg.Topics.Dead, "dead-topic", def.Dead, "output: messages that are not valid rides, with the reason")
 	f.StringVar(&cfg.Topics.Windows, "windows-topic", "", "internal repartition topic between the two stages (default <app>-windows-repartition)")
