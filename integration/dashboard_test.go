@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -567,6 +568,36 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	screenshot("dashboard-after-restart.png")
 
+	// 5. A revision (taxi-stream --allowed-lateness): a later record of a key with
+	// "revision":1 and new totals. The page keeps the latest record of the key (the
+	// chart shows the new trip count) and lists the hour under "Revised hours".
+	var rev map[string]json.RawMessage
+	if err := json.Unmarshal(fed3[busiestKey], &rev); err != nil {
+		t.Fatal(err)
+	}
+	newCount := int64(busiest) + 7
+	rev["trip_count"] = json.RawMessage(strconv.FormatInt(newCount, 10))
+	rev["revision"], rev["status"] = json.RawMessage(`1`), json.RawMessage(`"revised"`)
+	revValue, err := json.Marshal(rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRecords(t, topics.Results, []rawRecord{{partition: fed3Partition(t, topics.Results, busiestKey), key: busiestKey, value: revValue}})
+	waitFor("the revised hour is listed", `window.__dashboard.revised().length === 1 && document.querySelectorAll('#rev-table tbody tr').length === 1`)
+	var revised []struct {
+		Key       string `json:"key"`
+		Revision  int64  `json:"revision"`
+		TripCount int64  `json:"trip_count"`
+	}
+	eval(`window.__dashboard.revised()`, &revised)
+	if len(revised) != 1 || revised[0].Key != busiestKey || revised[0].Revision != 1 || revised[0].TripCount != newCount {
+		t.Errorf("revised() = %+v, want %s revision 1 with %d trips", revised, busiestKey, newCount)
+	}
+	if n := int(func() (n int) { eval(`window.__dashboard.resultCount()`, &n); return }()); n != len(fed3) {
+		t.Errorf("a revision changed the number of results shown: %d, want %d", n, len(fed3))
+	}
+	screenshot("dashboard-revised.png")
+
 	jsMu.Lock()
 	defer jsMu.Unlock()
 	if len(jsErrs) > 0 {
@@ -574,4 +605,17 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	t.Logf("%d rides, %d results; chart equal to the results topic after history, live update and restart; %s in all",
 		sent, len(fed3), time.Since(start).Round(time.Millisecond))
+}
+
+// fed3Partition returns the partition of topic that holds key's records (the
+// processor's hash partitioner), so that a record written by the test follows them.
+func fed3Partition(t *testing.T, topic, key string) int32 {
+	t.Helper()
+	for _, m := range readAll(t, topic, 1, time.Minute) {
+		if string(m.Key) == key {
+			return m.Partition
+		}
+	}
+	t.Fatalf("no record of %s in %s", key, topic)
+	return 0
 }

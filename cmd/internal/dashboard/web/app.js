@@ -323,6 +323,19 @@
     $('k-late').classList.toggle('warn', !!(c && c.late > 0));
     $('k-dead').classList.toggle('warn', !!(c && c.dead > 0));
     $('k-closed').textContent = c ? num(c.windows_closed) : '—';
+    // Revisions (taxi-stream --allowed-lateness): a key whose latest record is a
+    // revision shows here with its revision number; the chart already plots the
+    // latest totals, since state.finals keeps the latest record of each key.
+    const revised = Array.from(state.finals.values()).filter((r) => r.revision > 0)
+      .sort((a, b) => b.window.start_ms - a.window.start_ms || boroughOrder(a.borough, b.borough));
+    $('rev-count').textContent = revised.length ? `${nfInt.format(revised.length)} hour × borough cells revised` : '';
+    fillTable('rev-table', revised.slice(0, 200).map((r) => [
+      { text: `${fmtWall(r.window.start_ms)}–${pad(new Date(r.window.end_ms).getUTCHours())}:00` },
+      { text: r.borough, color: colorOf(r.borough) },
+      { text: fmtValue(metricByID.get('trip_count'), r.trip_count), cls: 'num' },
+      { text: String(r.revision), cls: 'num' },
+    ]), 'rev-empty');
+
     const wms = (st && st.watermarks) || [];
     let wm = st ? st.watermark_ms : null;
     if ((wm === null || wm === undefined) && wms.length) {
@@ -523,6 +536,8 @@
     series: (metric) => { const b = build(metric || state.metric); return { x: b.x, boroughs: b.final }; },
     // provisional(metric): the open windows' running values the chart marks as provisional.
     provisional: (metric) => { const b = build(metric || state.metric); return { x: b.x, boroughs: b.prov }; },
+    // revised(): the keys whose latest result is a revision, with its number.
+    revised: () => Array.from(state.finals.entries()).filter(([, r]) => r.revision > 0).map(([k, r]) => ({ key: k, revision: r.revision, trip_count: r.trip_count })),
     // chart(): the data arrays uPlot is drawing now, by series label.
     chart: () => {
       flush(); // what was received is drawn now, not after the render delay
