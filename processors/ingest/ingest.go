@@ -128,7 +128,6 @@ type Stage struct {
 	mu    sync.Mutex // guards parts; each partition's state is used by one goroutine at a time
 	parts map[int32]*partitionState
 
-	zoneCache      sync.Map // raw zone record -> borough
 	partialHeaders []sarama.RecordHeader
 }
 
@@ -142,6 +141,10 @@ type partitionState struct {
 	// the watermark last reported to Config.WatermarkPassed
 	passedWM  int64
 	passedHas bool
+	// zoneCache maps a raw zone record to its borough (the partition's goroutine
+	// only, so a plain map: a sync.Map keyed by string(raw) allocated ~95 bytes a ride).
+	// Keyed by the record, so a zone updated in the table is decoded again.
+	zoneCache map[string]string
 	// idle detection (idle.go)
 	lastNext    int64     // the partition's next offset at the last flush
 	lastActive  time.Time // when that offset last moved (or the partition was assigned)
@@ -259,7 +262,7 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 		FareCents:          facts.FareCents,
 		TotalCents:         facts.TotalCents,
 	}
-	borough := s.borough(ctx, facts.PULocationID)
+	borough := s.borough(ctx, st, facts.PULocationID)
 	st.windows = s.cfg.Window.Windows(facts.EventMs, st.windows[:0])
 	for _, w := range st.windows {
 		st.combiner.Add(w, borough, ride)
@@ -272,8 +275,8 @@ func (s *Stage) Process(ctx goka.Context, msg any) {
 // borough joins a pickup zone to its borough through the zone table (a goka view of
 // every partition, updated live). The table is read as raw bytes and
 // decoded here, so that a malformed zone record makes its rides count as Unknown
-// (and is logged once) instead of stopping the processor.
-func (s *Stage) borough(ctx goka.Context, id int32) string {
+// (and is logged once per input partition) instead of stopping the processor.
+func (s *Stage) borough(ctx goka.Context, st *partitionState, id int32) string {
 	raw, err := s.cfg.Zones.Get(zoneKey(id))
 	if err != nil {
 		// A storage error of the table: fail the callback (the stage restarts from
@@ -284,8 +287,8 @@ func (s *Stage) borough(ctx goka.Context, id int32) string {
 	if len(raw) == 0 {
 		return UnknownBorough
 	}
-	if b, ok := s.zoneCache.Load(string(raw)); ok { // no allocation for the lookup
-		return b.(string)
+	if b, ok := st.zoneCache[string(raw)]; ok { // a map index by string(bytes) does not allocate
+		return b
 	}
 	borough := UnknownBorough
 	if z, err := codecs.DecodeZone(raw); err != nil {
@@ -293,7 +296,10 @@ func (s *Stage) borough(ctx goka.Context, id int32) string {
 	} else if z.Borough != "" {
 		borough = z.Borough
 	}
-	s.zoneCache.Store(string(raw), borough)
+	if st.zoneCache == nil {
+		st.zoneCache = map[string]string{}
+	}
+	st.zoneCache[string(raw)] = borough
 	return borough
 }
 
