@@ -70,6 +70,13 @@ func (r *Report) Table() string {
 	}
 	prow(r.Replay, "1.00")
 	prow(r.PyProducer, ratio(r.Replay, r.PyProducer))
+	if len(r.AB) > 0 {
+		fmt.Fprintf(&b, "\n| A/B run (same backlog, alternating) | rides/s from process start | CPU s per 1M rides | peak RSS | load average after |\n")
+		fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | --- |\n")
+		for _, e := range r.AB {
+			fmt.Fprintf(&b, "| %s | %s | %.1f | %.0f MiB | %s |\n", e.Name, fmtRate(e.PerSecond()), e.CPUPerMillion(), e.RSSMiB, e.Note)
+		}
+	}
 	b.WriteString("\n")
 	for _, a := range r.Agreement {
 		fmt.Fprintf(&b, "- %s\n", a)

@@ -52,6 +52,10 @@ type Config struct {
 	// as the tutorial ran it). The smoke test uses 2: 200 state-store partitions per
 	// micro-batch take minutes on a loaded 2-core machine even for 50k rides.
 	SparkShufflePartitions int
+	// ABEnv, when set (e.g. "GOGC=200"), adds ABRounds pairs of exactly-once runs
+	// without and with these environment variables, alternating, to the report.
+	ABEnv    string
+	ABRounds int
 }
 
 func defaultConfig() Config {
@@ -91,8 +95,9 @@ type Report struct {
 	LoadBefore, LoadAfter    string
 	EOS, ALO, Spark, Limit   *Engine
 	Replay, PyProducer       *Engine
-	Agreement                []string // what was checked, one sentence each
-	SparkSkipped             string   // why Spark and the Python producer did not run
+	AB                       []*Engine // --ab-env rounds, alternating base and variant
+	Agreement                []string  // what was checked, one sentence each
+	SparkSkipped             string    // why Spark and the Python producer did not run
 	Command                  string
 	ProfileFiles             []string
 	sparkOpenRides, resultsN int
@@ -191,14 +196,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (_ *Report, err erro
 	if err := b.feed(ctx); err != nil {
 		return nil, err
 	}
-	eosCells, err := b.taxiStream(ctx, "exactly_once")
+	eos, eosCells, err := b.taxiStream(ctx, "exactly_once", "eos", nil)
 	if err != nil {
 		return nil, err
 	}
-	aloCells, err := b.taxiStream(ctx, "at_least_once")
+	eos.Name += " (defaults)"
+	rep.EOS = eos
+	alo, aloCells, err := b.taxiStream(ctx, "at_least_once", "alo", nil)
 	if err != nil {
 		return nil, err
 	}
+	rep.ALO = alo
 	if err := sameCells(eosCells, aloCells); err != nil {
 		return nil, fmt.Errorf("exactly_once and at_least_once disagree: %w", err)
 	}
@@ -211,6 +219,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (_ *Report, err erro
 		len(eosCells), eosCells.rides()))
 	if err := b.limit(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.ABEnv != "" {
+		if err := b.abRounds(ctx, eosCells); err != nil {
+			return nil, err
+		}
 	}
 	if py != nil {
 		if err := b.spark(ctx, py, eosCells); err != nil {
@@ -282,29 +295,29 @@ func (b *bench) feed(ctx context.Context) error {
 
 // taxiStream runs the shipped binary with its defaults (but guarantee) on the backlog and
 // returns its results.
-func (b *bench) taxiStream(ctx context.Context, guarantee string) (cells, error) {
-	name := map[string]string{"exactly_once": "eos", "at_least_once": "alo"}[guarantee]
+func (b *bench) taxiStream(ctx context.Context, guarantee, name string, env []string) (*Engine, cells, error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	results := b.id + "-results-" + name
 	args := []string{"--brokers", b.brokers, "--rides-topic", b.ridesTopic, "--zones-topic", b.zonesTopic,
 		"--results-topic", results, "--late-topic", b.id + "-late-" + name, "--dead-topic", b.id + "-dead-" + name,
 		"--app", b.id + "-" + name, "--instance-id", b.id + "-" + name,
 		"--state-dir", filepath.Join(b.cfg.WorkDir, "state-"+name), "--http-addr", addr, "--guarantee", guarantee}
-	profile := b.cfg.PprofDir != "" && guarantee == "exactly_once"
+	profile := b.cfg.PprofDir != "" && name == "eos"
 	if profile {
 		args = append(args, "--pprof")
 		if err := os.MkdirAll(b.cfg.PprofDir, 0o755); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	b.log.Info("running taxi-stream", "guarantee", guarantee)
-	p, err := startProc("taxi-stream "+guarantee, exec.CommandContext(ctx, filepath.Join(b.bin, "taxi-stream"), args...),
-		filepath.Join(b.cfg.WorkDir, "taxi-stream-"+name+".log"))
+	b.log.Info("running taxi-stream", "guarantee", guarantee, "run", name, "env", env)
+	cmd := exec.CommandContext(ctx, filepath.Join(b.bin, "taxi-stream"), args...)
+	cmd.Env = append(os.Environ(), env...)
+	p, err := startProc("taxi-stream "+guarantee, cmd, filepath.Join(b.cfg.WorkDir, "taxi-stream-"+name+".log"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var profiles sync.WaitGroup
 	stopProfiles := make(chan struct{})
@@ -318,7 +331,7 @@ func (b *bench) taxiStream(ctx context.Context, guarantee string) (cells, error)
 	wall, err := waitMetrics(ctx, p, "http://"+addr+"/metrics", b.rep.Rows, b.cfg.Timeout)
 	close(stopProfiles)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if profile {
 		f := filepath.Join(b.cfg.PprofDir, "taxi-stream-allocs.pprof")
@@ -329,17 +342,40 @@ func (b *bench) taxiStream(ctx context.Context, guarantee string) (cells, error)
 		}
 	}
 	if err := p.terminate(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	profiles.Wait()
 	e := &Engine{Name: "taxi-stream " + guarantee, Units: b.rep.Rows, usage: p.usage(wall)}
-	if guarantee == "exactly_once" {
-		e.Name += " (defaults)"
-		b.rep.EOS = e
-	} else {
-		b.rep.ALO = e
+	c, err := b.readResults(ctx, results)
+	return e, c, err
+}
+
+// abRounds runs taxi-stream (exactly_once) alternately without and with cfg.ABEnv, on
+// the same backlog and broker, and checks that both give the same results.
+func (b *bench) abRounds(ctx context.Context, want cells) error {
+	env := strings.Fields(b.cfg.ABEnv)
+	for i := 1; i <= b.cfg.ABRounds; i++ {
+		for _, variant := range []bool{false, true} {
+			name, e := fmt.Sprintf("ab-base-%d", i), []string(nil)
+			if variant {
+				name, e = fmt.Sprintf("ab-var-%d", i), env
+			}
+			eng, got, err := b.taxiStream(ctx, "exactly_once", name, e)
+			if err != nil {
+				return err
+			}
+			if err := sameCells(want, got); err != nil {
+				return fmt.Errorf("%s: results differ from the first run: %w", name, err)
+			}
+			eng.Name = fmt.Sprintf("round %d, taxi-stream exactly_once", i)
+			if variant {
+				eng.Name += " with " + b.cfg.ABEnv
+			}
+			eng.Note = loadAvg()
+			b.rep.AB = append(b.rep.AB, eng)
+		}
 	}
-	return b.readResults(ctx, results)
+	return nil
 }
 
 // cpuProfiles saves consecutive 2-second CPU profiles until stop (merge them with
