@@ -146,8 +146,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (_ *Report, err erro
 	}
 	rep := &Report{Date: time.Now().UTC(), Rows: int64(cfg.Rows), LoadBefore: loadAvg(),
 		Command: fmt.Sprintf("make bench-peers ROWS=%d", cfg.Rows)}
-	if cfg.PyRows != cfg.Rows {
+	if cfg.PyRows != cfg.Rows && cfg.Peers != "off" {
 		rep.Command += fmt.Sprintf(" PY_ROWS=%d", cfg.PyRows)
+	}
+	var extra []string
+	if cfg.Peers != "auto" {
+		extra = append(extra, "--peers "+cfg.Peers)
+	}
+	if cfg.ABEnv != "" {
+		extra = append(extra, fmt.Sprintf("--ab-env %s --ab-rounds %d", cfg.ABEnv, cfg.ABRounds))
+	}
+	if len(extra) > 0 {
+		rep.Command += fmt.Sprintf(" BENCH_PEERS_ARGS='%s'", strings.Join(extra, " "))
 	}
 	bin := filepath.Join(cfg.WorkDir, "bin")
 	log.Info("building the shipped binaries", "dir", bin)
