@@ -15,7 +15,7 @@ demo:
 	$(GO) run ./cmd/taxi-demo $(DEMO_ARGS)
 
 
-.PHONY: check-files test-loaded failover chaos-cluster test browser web-vendor vet unit fuzz demo chaos kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
+.PHONY: bench-peers check-files test-loaded failover chaos-cluster test browser web-vendor vet unit fuzz demo chaos kafka-start kafka-stop kafka-status kafka-cluster-start bench tools
 
 ## test: every test: vet, unit and integration tests (real Kafka broker from Maven Central) with -race, brief fuzzing
 test: check-files browser vet
@@ -104,3 +104,11 @@ failover:
 ## bench: the hot-path micro benchmarks
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./codecs/... ./processors/... ./producer/...
+
+## bench-peers: taxi-stream (both guarantees) vs the original Spark job vs franz-go consume+decode, taxi-replay vs the
+## original Python producer, on a ROWS-ride backlog on a local broker; adds the table to docs/benchmarks.md (~20 min).
+## The Python producer sends the first PY_ROWS rows (its rate is flat; -1: all, ~20 min more for 2M)
+ROWS ?= 2000000
+PY_ROWS ?= 200000
+bench-peers:
+	$(GO) run ./cmd/taxi-bench-peers --rows $(ROWS) --py-rows $(PY_ROWS) --doc docs/benchmarks.md $(BENCH_PEERS_ARGS)

@@ -87,6 +87,11 @@ type Config struct {
 	Sarama func() *sarama.Config
 	// Logger for commit failures and session changes. Default: discard.
 	Logger *slog.Logger
+	// DropHeaders are record headers that no callback reads: the runtime's consumers
+	// remove them before goka sees a record, because goka copies every header of a
+	// record into a new map when a callback reads any one (Context.Headers). Records the
+	// callbacks re-emit are built with their own headers, so outputs do not change.
+	DropHeaders []string
 }
 
 func (c *Config) validate() error {
@@ -261,6 +266,9 @@ func newRuntime(cfg Config, hooks Hooks, newAsyncProducer func([]string, *sarama
 		c.Consumer.MaxWaitTime = 50 * time.Millisecond
 		c.Consumer.Fetch.Default = 256 << 10
 		c.Consumer.Return.Errors = true
+		if len(cfg.DropHeaders) > 0 {
+			c.Consumer.Interceptors = append(c.Consumer.Interceptors, headerDropper{keys: cfg.DropHeaders})
+		}
 		c.Consumer.Interceptors = append(c.Consumer.Interceptors, nullKeyMarker{})
 		c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 		c.Consumer.Group.Session.Timeout = cfg.SessionTimeout
