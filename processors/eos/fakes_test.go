@@ -51,6 +51,7 @@ type sentMsg struct {
 }
 
 type addOffsetsCall struct {
+	at time.Time // when the runtime called AddOffsetsToTxn
 	offsets map[string][]*sarama.PartitionOffsetMetadata
 	group   *sarama.ConsumerGroupMetadata
 }
@@ -203,7 +204,7 @@ func (f *fakeAP) AddOffsetsToTxnWithGroupMetadata(offsets map[string][]*sarama.P
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.log = append(f.log, "add")
-	f.adds = append(f.adds, addOffsetsCall{offsets: offsets, group: gm})
+	f.adds = append(f.adds, addOffsetsCall{at: time.Now(), offsets: offsets, group: gm})
 	return f.addErr
 }
 
