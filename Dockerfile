@@ -100,5 +100,8 @@ ENTRYPOINT ["taxi-dashboard"]
 # replayed month); `go test ./integration/...` runs the suite, whose JVM-based harnesses
 # (the mini HDFS cluster, Kerberos) need a JRE and Maven this image does not have.
 FROM build AS integration
+# The flags of the build stage's `go build`, so that the dependencies it compiled (its build
+# cache is in this image) are not compiled again: only the test packages are new.
+ENV CGO_ENABLED=0 GOFLAGS=-trimpath
 RUN go test -count=1 -run '^$' ./integration/
 CMD ["go", "test", "-count=1", "-run", "^TestComposeStack", "-v", "./integration/"]
