@@ -21,6 +21,14 @@ demo:
 test: check-files browser vet
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@$(MAKE) --no-print-directory fuzz
+	@$(MAKE) --no-print-directory compose-test
+
+## compose-test: the docker-compose stack for real: images built without a registry by a private
+## dockerd (layer cache in ~/.cache/taxi-stream/compose), a real month replayed, a processor killed,
+## Kafka restarted, results checked against the batch oracle, down -v (integration/compose/run)
+.PHONY: compose-test
+compose-test:
+	bash integration/compose/run
 
 vet:
 	$(GO) vet ./...

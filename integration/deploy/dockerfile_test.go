@@ -297,6 +297,52 @@ func (d *dockerfile) binaries(s *instructions.Stage, builds []goBuild) map[strin
 	return out
 }
 
+// contextFile returns the file of the build context (a path relative to root) that a
+// stage's COPY (not --from) puts at file in the image, or "" when none does: the scripts of
+// tools/docker the Kafka and replay images run.
+func (d *dockerfile) contextFile(root string, s *instructions.Stage, file string) string {
+	found := ""
+	for _, c := range d.commands(s) {
+		cp, ok := c.(*instructions.CopyCommand)
+		if !ok || cp.From != "" {
+			continue
+		}
+		for _, src := range cp.SourcePaths {
+			dst := cp.DestPath
+			cand := ""
+			switch {
+			case strings.HasSuffix(src, "/"):
+				if rest, ok := strings.CutPrefix(file, strings.TrimSuffix(dst, "/")+"/"); ok {
+					cand = path.Join(src, rest)
+				}
+			case strings.HasSuffix(dst, "/") && path.Join(dst, path.Base(src)) == file, dst == file:
+				cand = src
+			}
+			if cand == "" {
+				continue
+			}
+			if st, err := os.Stat(filepath.Join(root, filepath.FromSlash(cand))); err == nil && !st.IsDir() {
+				found = path.Clean(cand)
+			}
+		}
+	}
+	return found
+}
+
+// script returns the context file a stage runs as argv0 (a path, or a name in a bin
+// directory), or "".
+func (d *dockerfile) script(root string, s *instructions.Stage, argv0 string) string {
+	if strings.Contains(argv0, "/") {
+		return d.contextFile(root, s, argv0)
+	}
+	for _, dir := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
+		if f := d.contextFile(root, s, path.Join(dir, argv0)); f != "" {
+			return f
+		}
+	}
+	return ""
+}
+
 // hasGo reports whether a stage is built on the official Go image.
 func (d *dockerfile) hasGo(s *instructions.Stage) bool {
 	return imageName(d.image(s)) == "golang"
@@ -405,6 +451,19 @@ func TestDockerfile(t *testing.T) {
 		}
 		entrypoint, cmd, exec := d.process(s)
 		argv := append(slices.Clone(entrypoint), cmd...)
+		// A script of the build context (tools/docker): executable; a wrapper that runs
+		// one of our programs (its next argument) is checked as that program's image.
+		if len(argv) > 0 {
+			if script := d.script(root, s, argv[0]); script != "" {
+				if st, err := os.Stat(filepath.Join(root, script)); err != nil || st.Mode()&0o111 == 0 {
+					t.Errorf("stage %s: runs %s, which is not an executable file", s.Name, script)
+				}
+				if len(argv) < 2 || !slices.Contains(programs, path.Base(argv[1])) {
+					continue
+				}
+				argv = argv[1:]
+			}
+		}
 		switch {
 		case len(argv) == 0:
 			continue
