@@ -288,6 +288,7 @@ A bad header, a duplicate or an out-of-range LocationID stops the load before an
 	cli.ReplicationFlag(f, &cfg.Replication, "replication factor when the topic is created: 1..32767, or -1 for the broker's setting")
 	f.IntVar(&cfg.MaxLocationID, "max-location-id", zones.DefaultMaxLocationID, "largest accepted LocationID (TLC's table has 1..265)")
 	f.DurationVar(&cfg.RetryTimeout, "retry-timeout", kafkaio.DefaultRetryTimeout, "how long brokers that cannot be reached (restarting, still starting) are waited for, and a batch is resent through a broker fault")
+	f.BoolVar(&cfg.MissingFileOK, "missing-file-ok", false, "when --file is a local path that does not exist, create the empty zones topic and exit 0 with a warning (every ride then counts under borough Unknown) instead of failing; for a docker compose stack without the TLC files (default false)")
 	// --file is checked by zones.Config.Validate, not cobra's required flags: those are
 	// checked before $TAXI_REPLAY_FILE is bound.
 	return cmd

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -64,6 +65,11 @@ type Config struct {
 	Security kafkaio.Security
 	// Logger. Default: discard.
 	Logger *slog.Logger
+	// MissingFileOK: when File is a local path that does not exist, create the
+	// (empty) compacted zones topic, warn, and load nothing, instead of failing. The
+	// processor then starts and counts every ride under the borough "Unknown" (a
+	// docker compose stack without the TLC files, docs/compose.md).
+	MissingFileOK bool
 }
 
 func (c Config) validated() (Config, error) {
@@ -199,9 +205,19 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	zones, err := Load(ctx, cfg)
-	if err != nil {
-		return Summary{}, err
+	var zones []codecs.Zone
+	missing := false
+	if cfg.MissingFileOK && !strings.HasPrefix(cfg.File, "http://") && !strings.HasPrefix(cfg.File, "https://") {
+		if _, err := os.Stat(cfg.File); errors.Is(err, fs.ErrNotExist) {
+			missing = true
+			cfg.Logger.Warn("zone lookup file missing: creating the empty zones topic; every ride counts under borough Unknown until a zone table is loaded",
+				"file", cfg.File, "topic", cfg.Topic)
+		}
+	}
+	if !missing {
+		if zones, err = Load(ctx, cfg); err != nil {
+			return Summary{}, err
+		}
 	}
 	admin := kafkaio.NewAdmin(cfg.Brokers, cfg.WriteTimeout).WithSecurity(cfg.Security).WithRetry(cfg.RetryTimeout, cfg.Logger)
 	parts, created, err := admin.EnsureTopic(ctx, kafkaio.TopicSpec{
