@@ -9,7 +9,9 @@ import (
 // The consumers drop exactly the configured headers, keep the others in order, and
 // leave a record without them as it was.
 func TestDropHeaders(t *testing.T) {
-	h := func(k string) *sarama.RecordHeader { return &sarama.RecordHeader{Key: []byte(k), Value: []byte("v-" + k)} }
+	h := func(k string) *sarama.RecordHeader {
+		return &sarama.RecordHeader{Key: []byte(k), Value: []byte("v-" + k)}
+	}
 	d := headerDropper{keys: []string{"ts-seq", "ts-row"}}
 	m := &sarama.ConsumerMessage{Headers: []*sarama.RecordHeader{h("ts-seq"), h("ts-kind"), h("ts-row"), h("ts-source"), h("ts-seq")}}
 	d.OnConsume(m)

@@ -51,7 +51,7 @@ type sentMsg struct {
 }
 
 type addOffsetsCall struct {
-	at time.Time // when the runtime called AddOffsetsToTxn
+	at      time.Time // when the runtime called AddOffsetsToTxn
 	offsets map[string][]*sarama.PartitionOffsetMetadata
 	group   *sarama.ConsumerGroupMetadata
 }

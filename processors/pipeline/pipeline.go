@@ -175,7 +175,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return err
 	}
 	p.setConfig(cfg)
-	err = topology.EnsureTopics(admin, topology.ProcessorTopics(cfg), p.opts.Replication)
+	admin, err = p.ensureTopics(ctx, admin, cfg)
 	admin.Close()
 	if err != nil {
 		return err

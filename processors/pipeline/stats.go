@@ -48,8 +48,8 @@ type CommitCounts struct {
 // the sums never go down. Work redone after a failure (from the last commit) is
 // counted again, as in Kafka Streams' process-total metrics.
 type Stats struct {
-	Ingest         IngestCounts
-	Windows        WindowsCounts
+	Ingest  IngestCounts
+	Windows WindowsCounts
 	// IdlePartitions is how many of this instance's ingest partitions are idle now.
 	IdlePartitions int64
 	IngestCommits  CommitCounts
