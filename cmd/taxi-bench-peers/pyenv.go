@@ -10,7 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"syscall"
+
+	"github.com/taxi-stream/taxi-stream/integration/kafkalocal"
 )
 
 // pythonEnv is the venv with pyspark, pandas and kafka-python, and Spark's Kafka connector
@@ -29,7 +30,7 @@ func preparePython(ctx context.Context, cfg Config, log *slog.Logger) (*pythonEn
 	if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
 		return nil, err
 	}
-	unlock, err := lock(filepath.Join(cfg.CacheDir, ".lock"))
+	unlock, err := kafkalocal.LockFile(filepath.Join(cfg.CacheDir, ".lock"))
 	if err != nil {
 		return nil, err
 	}
@@ -97,20 +98,4 @@ func preparePython(ctx context.Context, cfg Config, log *slog.Logger) (*pythonEn
 func shortHash(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:6])
-}
-
-// lock takes an exclusive flock on path (two runs sharing the cache wait for each other).
-func lock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }

@@ -52,7 +52,7 @@ func ResolveJars(ctx context.Context, cacheDir string) (string, error) {
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return "", fmt.Errorf("create jar cache %s: %w", base, err)
 	}
-	unlock, err := lockFile(filepath.Join(base, ".lock"))
+	unlock, err := LockFile(filepath.Join(base, ".lock"))
 	if err != nil {
 		return "", err
 	}
@@ -90,7 +90,10 @@ func ResolveJars(ctx context.Context, cacheDir string) (string, error) {
 	return lib, nil
 }
 
-func lockFile(path string) (unlock func(), err error) {
+// LockFile takes an exclusive lock (flock) on path, created if missing, for the
+// processes that fill a cache under ~/.cache/taxi-stream at the same time (test
+// binaries, make kafka-start, taxi-bench-peers). unlock releases it.
+func LockFile(path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
