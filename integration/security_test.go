@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -26,6 +25,7 @@ import (
 	"github.com/taxi-stream/taxi-stream/integration/hdfstest"
 	"github.com/taxi-stream/taxi-stream/integration/kafkalocal"
 	"github.com/taxi-stream/taxi-stream/integration/krb5test"
+	"github.com/taxi-stream/taxi-stream/integration/testio"
 	"github.com/taxi-stream/taxi-stream/producer/synth"
 	"github.com/taxi-stream/taxi-stream/topology"
 )
@@ -262,22 +262,7 @@ type program struct {
 	took time.Duration
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testio.Buffer
 
 func startProgram(t *testing.T, bin string, env []string, args ...string) *program {
 	t.Helper()

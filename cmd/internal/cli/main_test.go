@@ -8,12 +8,13 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/taxi-stream/taxi-stream/integration/testio"
 )
 
 // testProgram is a command with a subcommand, a validated flag and a run that
@@ -147,22 +148,7 @@ func TestOnSignals(t *testing.T) {
 }
 
 // syncBuffer is a bytes.Buffer safe for the signal goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testio.Buffer
 
 func TestUsageWrapsOnce(t *testing.T) {
 	base := errors.New("x")
