@@ -245,6 +245,7 @@ func oracle(t testing.TB, rides []oracleRide, boroughs map[int64]string) map[str
 // that holds its dropoff time (Spark's window(col, size, slide)).
 func oracleWindows(t testing.TB, rides []oracleRide, boroughs map[int64]string, size, slide time.Duration) map[string]*oracleCell {
 	out := map[string]*oracleCell{}
+	cents := centsOf{} // the files repeat their amounts: parse each text once
 	for _, r := range rides {
 		b, ok := boroughs[r.pu]
 		if !ok || b == "" {
@@ -257,22 +258,34 @@ func oracleWindows(t testing.TB, rides []oracleRide, boroughs map[int64]string, 
 				c = &oracleCell{}
 				out[key] = c
 			}
-			c.add(t, r)
+			c.add(t, r, cents)
 		}
 	}
 	return out
 }
 
-func (c *oracleCell) add(t testing.TB, r oracleRide) {
+// centsOf memoizes hundredths.
+type centsOf map[string]int64
+
+func (m centsOf) of(t testing.TB, text string) int64 {
+	v, ok := m[text]
+	if !ok {
+		v = hundredths(t, text)
+		m[text] = v
+	}
+	return v
+}
+
+func (c *oracleCell) add(t testing.TB, r oracleRide, cents centsOf) {
 	c.count++
 	if r.passengers != nil {
 		c.passSum += *r.passengers
 		c.passN++
 	}
-	c.dist += hundredths(t, r.dist)
-	c.fare += hundredths(t, r.fare)
-	c.tip += hundredths(t, r.tip)
-	c.total += hundredths(t, r.total)
+	c.dist += cents.of(t, r.dist)
+	c.fare += cents.of(t, r.fare)
+	c.tip += cents.of(t, r.tip)
+	c.total += cents.of(t, r.total)
 }
 
 // checkResultAgainstOracle compares one result record's JSON with the oracle cell.

@@ -20,8 +20,12 @@ import (
 //     partition's latest watermark): the windows then close as the busy partitions
 //     allow, and a ride the idle partition delivers later is judged against a
 //     watermark no higher than the one that closed those windows;
-//   - and, while it stays idle, by the wall-clock time that passed: when every
-//     partition is idle, event time keeps running (a live feed that pauses);
+//   - and, while it stays idle, by the wall-clock time that passed, a whole window
+//     slide at a time: when every partition is idle, event time keeps running (a
+//     live feed that pauses), and the watermark moves when it reaches the next
+//     window end. Window ends are the only values that close anything, so a step
+//     closes what a smooth clock would, and an idle pipeline commits (and writes
+//     its changelog) once per slide instead of at every commit interval;
 //   - with CloseOnIdle, past the last window of the latest ride it has seen and to
 //     the highest watermark of the others: once all partitions are idle, every
 //     window holding a ride closes (a finite replay without markers).
@@ -87,7 +91,7 @@ func (s *Stage) detectIdle() {
 				}
 				continue
 			}
-			st.idle, st.lastAdvance = true, now
+			st.idle, st.wallSet = true, false
 			s.Counters.Idle.Add(1)
 			wm, has := st.tracker.Watermark()
 			s.cfg.Logger.Info("ingest partition idle: it no longer holds the watermark back",
@@ -95,10 +99,13 @@ func (s *Stage) detectIdle() {
 				"watermark", wm, "has_watermark", has, "close_on_idle", s.cfg.CloseOnIdle)
 		}
 		target, ok := s.idleTarget(p, st, known, now)
-		st.lastAdvance = now
 		if ok && st.tracker.Raise(target) {
 			s.Counters.IdleAdvances.Add(1)
 			known[p] = target
+		}
+		if wm, ok := st.tracker.Watermark(); ok && wm != st.wallAt {
+			// Raised by the others: the clock runs on from here.
+			st.wallFrom, st.wallAt, st.wallSet = now, wm, true
 		}
 	}
 }
@@ -112,8 +119,18 @@ func (s *Stage) idleTarget(p int32, st *partitionState, known map[int32]int64, n
 			target, has = v, true
 		}
 	}
+	wallStep, wallRest := int64(0), int64(0)
 	if wm, ok := st.tracker.Watermark(); ok {
-		lift(addSat(wm, now.Sub(st.lastAdvance).Milliseconds()))
+		if !st.wallSet || wm != st.wallAt {
+			// Idle from now, or raised by the others: the clock (re)starts here.
+			st.wallFrom, st.wallAt, st.wallSet = now, wm, true
+		}
+		run := addSat(st.wallAt, now.Sub(st.wallFrom).Milliseconds())
+		slide := s.cfg.Window.Slide.Milliseconds()
+		if step := run - mod(run, slide); step > wm {
+			lift(step)
+			wallStep, wallRest = step, run-step
+		}
 	}
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	others := false
@@ -137,7 +154,21 @@ func (s *Stage) idleTarget(p int32, st *partitionState, known map[int32]int64, n
 	} else if others {
 		lift(lo)
 	}
+	if has && wallStep != 0 && target == wallStep {
+		// The clock's step is the raise: it runs on from there, keeping the part
+		// of the slide it has already run.
+		st.wallAt, st.wallFrom = wallStep, now.Add(-time.Duration(wallRest)*time.Millisecond)
+	}
 	return target, has
+}
+
+// mod returns v modulo m (m > 0) in [0, m), for negative v as well.
+func mod(v, m int64) int64 {
+	r := v % m
+	if r < 0 {
+		r += m
+	}
+	return r
 }
 
 // knownWatermarks merges the windows stage's view of every ingest partition with

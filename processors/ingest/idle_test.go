@@ -126,27 +126,56 @@ func TestIdlePartitionFollowsTheOthers(t *testing.T) {
 		t.Errorf("committed watermark of partition 0 is %d, want the raised 12:40", wm)
 	}
 
-	// While idle it runs on with the wall clock.
-	clock.advance(2 * time.Second)
+	// While idle it runs on with the wall clock, a window at a time: nothing moves
+	// (nothing to commit) until the clock reaches the next window end, 13:00.
+	for range 3 {
+		clock.advance(6 * time.Minute)
+		prog.at(1, 3)
+		msgs, meta = h.flush()
+		if wm, ok := wmOf(msgs, 0); ok && wm != t0+12*hour+40*minute {
+			t.Fatalf("idle partition 0 moved to %d before the clock reached the window end", wm)
+		}
+		tr := decodeMeta(t, h.cfg.Watermark, meta[eos.TopicPartition{Topic: ridesTopic, Partition: 0}])
+		if wm, _ := tr.Watermark(); wm != t0+12*hour+40*minute {
+			t.Fatalf("committed watermark of partition 0 moved to %d between window ends", wm)
+		}
+	}
+	clock.advance(2*time.Minute + 30*time.Second) // 20:30 of wall clock since 12:40
 	prog.at(1, 3)
 	msgs, _ = h.flush()
-	if wm, ok := wmOf(msgs, 0); !ok || wm != t0+12*hour+40*minute+2000 {
-		t.Fatalf("idle partition 0 after 2 s: watermark %d (%v), want 12:40:02", wm, ok)
+	if wm, ok := wmOf(msgs, 0); !ok || wm != t0+13*hour {
+		t.Fatalf("idle partition 0 after 20.5 min: watermark %d (%v), want the window end 13:00", wm, ok)
+	}
+	// The half minute past 13:00 is kept: the next end is an hour of clock later.
+	clock.advance(59*time.Minute + 29*time.Second)
+	msgs, _ = h.flush()
+	if wm, ok := wmOf(msgs, 0); ok && wm != t0+13*hour {
+		t.Fatalf("idle partition 0 moved to %d before 14:00", wm)
+	}
+	clock.advance(time.Second)
+	msgs, _ = h.flush()
+	if wm, ok := wmOf(msgs, 0); !ok || wm != t0+14*hour {
+		t.Fatalf("idle partition 0: watermark %d (%v), want 14:00 after an hour of clock", wm, ok)
 	}
 
-	// A ride partition 0 delivers now for the 11:00 window is late; 13:10 is on time.
+	// Partition 1 has been quiet for over an hour too.
+	if n := h.stage.Counters.Idle.Load(); n != 2 {
+		t.Fatalf("%d idle partitions, want both", n)
+	}
+
+	// A ride partition 0 delivers now for the 11:00 window is late; 14:10 is on time.
 	h.part.Store(0)
 	h.ride("old", ride{event: t0 + 11*hour + 30*minute, pu: 1})
-	h.ride("new", ride{event: t0 + 13*hour + 10*minute, pu: 1})
-	if hd, k, _ := next(t, h.late, "late"); k != "old" || hdr(hd, codecs.HeaderLateWatermark) != strconv.FormatInt(t0+12*hour+40*minute+2000, 10) {
+	h.ride("new", ride{event: t0 + 14*hour + 10*minute, pu: 1})
+	if hd, k, _ := next(t, h.late, "late"); k != "old" || hdr(hd, codecs.HeaderLateWatermark) != strconv.FormatInt(t0+14*hour, 10) {
 		t.Errorf("late %q headers %q; want old against the idle watermark", k, hd)
 	}
 	expectEmpty(t, h.late, "late")
 	prog.at(0, 3)
 	clock.advance(time.Second)
 	h.flush()
-	if n := h.stage.Counters.Idle.Load(); n != 0 {
-		t.Errorf("%d idle partitions after partition 0 delivered again", n)
+	if n := h.stage.Counters.Idle.Load(); n != 1 {
+		t.Errorf("%d idle partitions after partition 0 delivered again, want 1 (partition 1)", n)
 	}
 }
 

@@ -146,11 +146,15 @@ type partitionState struct {
 	// Keyed by the record, so a zone updated in the table is decoded again.
 	zoneCache map[string]string
 	// idle detection (idle.go)
-	lastNext    int64     // the partition's next offset at the last flush
-	lastActive  time.Time // when that offset last moved (or the partition was assigned)
-	idle        bool
-	lastAdvance time.Time // when the idle watermark was last raised
-	nextCheck   time.Time // no log-end check before this (after a failed one)
+	lastNext   int64     // the partition's next offset at the last flush
+	lastActive time.Time // when that offset last moved (or the partition was assigned)
+	idle       bool
+	// The wall clock of an idle partition: event time runs on from wallAt, its
+	// watermark at wallFrom (set when it went idle or was last raised).
+	wallFrom  time.Time
+	wallAt    int64
+	wallSet   bool
+	nextCheck time.Time // no log-end check before this (after a failed one)
 }
 
 // New creates the stage. committer is asked for an early commit when a partition's
