@@ -23,6 +23,7 @@ import (
 // the first app's partials (and the first app refuses the third's): both still
 // equal their oracles, with the refusals counted.
 func TestTwoAppsOnOneClusterStayApart(t *testing.T) {
+	t.Parallel() // see TestMain
 	data := sharedData(t)
 	path := filepath.Join(data, "green_tripdata_2024-01.parquet")
 	rides := readParquetRides(t, path)

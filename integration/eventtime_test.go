@@ -155,6 +155,7 @@ type eventTimeApp struct {
 // In both, once the input is finished the partitions go idle and close every
 // window: nothing waits for a marker, and results + late = the input.
 func TestOriginalProducerFileOrderClosesOnIdleWithExactRevisions(t *testing.T) {
+	t.Parallel() // see TestMain
 	data := sharedData(t)
 	boroughs := readBoroughs(t, filepath.Join(data, "taxi_zone_lookup.csv"))
 	files := []string{"green_tripdata_2020-12.parquet", "green_tripdata_2023-01.parquet",

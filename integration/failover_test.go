@@ -34,6 +34,7 @@ func TestFailoverWithAndWithoutStandby(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processor processes")
 	}
+	t.Parallel() // see TestMain
 	kills := envInt("FAILOVER_KILLS", 1)
 	rows := envInt("FAILOVER_ROWS", 150_000)
 	slide := envString("FAILOVER_SLIDE", "")

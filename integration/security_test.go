@@ -316,6 +316,7 @@ func TestSecureClusterEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker and the programs")
 	}
+	t.Parallel() // see TestMain
 	var (
 		kdc *krb5test.KDC
 		krb *kafkalocal.ListenerKerberos

@@ -11,6 +11,7 @@ import (
 // connection close. Every program must still stop with status 1 and say what is
 // wrong (docs/security.md, "Wrong credentials fail fast"), not "broker unreachable".
 func TestTLSMistakesGetAHint(t *testing.T) {
+	t.Parallel() // see TestMain
 	e := newSecureEnv(t, nil)
 	tp := testTopics(t)
 	plaintextListener := strings.Join(e.cluster.Brokers(), ",")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v4"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
@@ -40,6 +41,39 @@ type zoneTable struct {
 // startZones builds the view, runs it until stop, and waits until it has read the
 // whole topic (or ctx ends or the view fails).
 func (p *Pipeline) startZones(ctx context.Context) (*zoneTable, error) {
+	// A node that went down as the process started fails the view's first steps
+	// (goka's topic manager checks the first broker of the metadata, which lists a
+	// dead node until the cluster fences it): retry, as ensureTopics does. The
+	// topic exists (waitForTopic), so what fails here is the cluster settling.
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 200 * time.Millisecond
+	bo.MaxInterval = 5 * time.Second
+	bo.MaxElapsedTime = 0
+	start := time.Now()
+	var lastLog time.Time
+	for {
+		z, err := p.startZonesOnce(ctx)
+		if err == nil || ctx.Err() != nil {
+			return z, err
+		}
+		waited := time.Since(start)
+		if p.opts.TopicWait > 0 && waited >= p.opts.TopicWait {
+			return nil, fmt.Errorf("%w (retried for %s, --topic-wait)", err, waited.Round(time.Second))
+		}
+		if time.Since(lastLog) >= 10*time.Second {
+			p.opts.Logger.Warn("cannot read the zone table yet; retrying", "err", err, "waited", waited.Round(time.Second))
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(bo.NextBackOff()):
+		}
+	}
+}
+
+// startZonesOnce starts the view and waits until it has read the table.
+func (p *Pipeline) startZonesOnce(ctx context.Context) (*zoneTable, error) {
 	z := &zoneTable{done: make(chan error, 1)}
 	consumerCfg := func(clientID string) *sarama.Config {
 		c := p.opts.Sarama()
