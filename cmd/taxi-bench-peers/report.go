@@ -56,6 +56,8 @@ func (r *Report) Table() string {
 		row(r.Spark, extra)
 	}
 	row(r.Limit, ratio(r.EOS, r.Limit))
+	row(r.FirstEOS, "— (not compared)")
+	row(r.FirstALO, "— (not compared)")
 	fmt.Fprintf(&b, "\n| producer | rows/s from process start | CPU s per 1M rows | peak RSS | taxi-replay ÷ producer |\n")
 	fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | ---: |\n")
 	prow := func(e *Engine, extra string) {
