@@ -1,8 +1,8 @@
 # taxi-stream: the two commands that matter are `make demo` and `make test`.
 SHELL := /bin/bash
 GO ?= go
-# A guard per test binary, not a target: the integration package takes ~18 min on an idle
-# 2-core machine (docs/benchmarks.md); the margin is for a busy one. CI allows 90 min.
+# A guard per test binary, not a target: the integration package takes ~13 min on an idle
+# 2-core machine within `make test` (docs/benchmarks.md); the margin is for a busy one. CI allows 90 min.
 TEST_TIMEOUT ?= 40m
 # A count, not a duration: with a duration, a loaded machine that is still gathering
 # the baseline corpus when the time is up fails with "context deadline exceeded"
