@@ -146,7 +146,7 @@ Every flag can also be set by an environment variable (shown in brackets).`,
 	f.BoolVar(&hotStandby, "hot-standby", false, "keep a read_committed copy of every windows state partition this instance does not own, so that a failed instance's partitions resume after restoring only the last changelog records (goka WithHotStandby; Kafka Streams num.standby.replicas); default false")
 	f.StringVar(&instance, "instance-id", "taxi-stream-"+host, "this instance's stable name (transactional ids); keep it across restarts")
 	f.StringVar(&stateDir, "state-dir", "", "local state (LevelDB) directory (default $TMPDIR/taxi-stream-state/<instance-id>; Kafka Streams state.dir)")
-	f.DurationVar(&topicWait, "topic-wait", 2*time.Minute, "how long to wait at start for the rides and zones topics to exist before failing with their names (Kafka Streams' MissingSourceTopicException); 0 waits as long as it takes (docker compose start order)")
+	f.DurationVar(&topicWait, "topic-wait", 2*time.Minute, "how long to wait at start for the rides and zones topics to exist before failing with their names (Kafka Streams' MissingSourceTopicException); it also bounds the start-up retries while the cluster settles (a node just lost: topic creation, the zones view); 0 waits as long as it takes (docker compose start order)")
 	f.IntVar(&windowsPartitions, "windows-partitions", 0, "partitions of the repartition topic and windows stage (default: as many as the rides topic)")
 	cli.ReplicationFlag(f, &replication, "replication factor of the topics the processor creates: 1..32767, or -1 for the broker's setting")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
