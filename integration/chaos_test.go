@@ -107,7 +107,6 @@ func TestExactlyOnceUnderProcessKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos suite: starts processor processes")
 	}
-	t.Parallel() // see TestMain
 	rows := envInt("CHAOS_ROWS", 200_000)
 	minKills := envInt("CHAOS_KILLS", 6)
 	feedSeconds := envInt("CHAOS_FEED_SECONDS", 20)

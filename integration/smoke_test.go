@@ -26,7 +26,8 @@ var kafka = kafkatest.New()
 // that mostly wait (on killed processes, their own clusters, idle timeouts) call
 // t.Parallel: Go runs them after the sequential ones, -parallel (GOMAXPROCS) at a
 // time, which takes minutes off the package on two cores. Tests that restart the
-// shared broker or count goroutines must stay sequential.
+// shared broker (kafka.Local: the broker-fault tests, the chaos suite's broker
+// fault) or count goroutines must stay sequential.
 func TestMain(m *testing.M) { os.Exit(kafka.Main(m)) }
 
 // target is a cluster a smoke check runs against.
