@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/cenkalti/backoff/v4"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
@@ -45,31 +44,13 @@ func (p *Pipeline) startZones(ctx context.Context) (*zoneTable, error) {
 	// (goka's topic manager checks the first broker of the metadata, which lists a
 	// dead node until the cluster fences it): retry, as ensureTopics does. The
 	// topic exists (waitForTopic), so what fails here is the cluster settling.
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 200 * time.Millisecond
-	bo.MaxInterval = 5 * time.Second
-	bo.MaxElapsedTime = 0
-	start := time.Now()
-	var lastLog time.Time
-	for {
-		z, err := p.startZonesOnce(ctx)
-		if err == nil || ctx.Err() != nil {
-			return z, err
-		}
-		waited := time.Since(start)
-		if p.opts.TopicWait > 0 && waited >= p.opts.TopicWait {
-			return nil, fmt.Errorf("%w (retried for %s, --topic-wait)", err, waited.Round(time.Second))
-		}
-		if time.Since(lastLog) >= 10*time.Second {
-			p.opts.Logger.Warn("cannot read the zone table yet; retrying", "err", err, "waited", waited.Round(time.Second))
-			lastLog = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(bo.NextBackOff()):
-		}
-	}
+	var z *zoneTable
+	err := p.retryWhileSettling(ctx, "cannot read the zone table yet; retrying", func(bool) error {
+		var err error
+		z, err = p.startZonesOnce(ctx)
+		return err
+	})
+	return z, err
 }
 
 // startZonesOnce starts the view and waits until it has read the table.
