@@ -1,15 +1,15 @@
 package eos
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/IBM/sarama"
+
+	"github.com/taxi-stream/taxi-stream/integration/testio"
 )
 
 // groupBroker is a MockBroker that coordinates group g and the transactional ids
@@ -68,22 +68,7 @@ func (b *groupBroker) initialised() []string {
 }
 
 // logBuffer collects a runtime's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer struct{ testio.Buffer }
 
 func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
