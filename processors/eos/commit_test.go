@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -427,12 +428,14 @@ func TestHeldSendsDroppedOnFailure(t *testing.T) {
 // flushes waits, and its offset is not in that commit.
 func TestBarrierPausesCallbacksDuringPrepare(t *testing.T) {
 	inFlush, releaseFlush := make(chan struct{}), make(chan struct{})
+	var flushes atomic.Int32
 	r, ap, _ := testRuntime(t, Config{}, Hooks{
 		Flush: func(func(*sarama.ProducerMessage)) (map[TopicPartition]string, error) {
-			select {
-			case inFlush <- struct{}{}:
+			// Only the first flush (the commit under test) is held; it waits for
+			// the test to see it, however late the test goroutine gets there.
+			if flushes.Add(1) == 1 {
+				inFlush <- struct{}{}
 				<-releaseFlush
-			default:
 			}
 			return nil, nil
 		},
