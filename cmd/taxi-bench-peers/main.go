@@ -15,7 +15,9 @@
 //   - the limit: a franz-go consumer that decodes every ride with codecs.DecodeRideFacts and
 //     does nothing else (`taxi-bench-peers limit`);
 //   - the original Python producer (producer.py: pandas.read_parquet + iterrows + to_json +
-//     kafka-python) against taxi-replay, in rows/s.
+//     kafka-python) against taxi-replay, in rows/s; taxi-replay is measured a second time
+//     into a topic of its own once the broker is warm (its first run, which filled the
+//     backlog topic on the fresh broker, is shown but not compared).
 //
 // It checks that the engines agree cell by cell, prints one table, appends it to
 // docs/benchmarks.md (--doc) and ends with one machine-readable line.

@@ -39,7 +39,7 @@ func TestBenchPeersSmoke(t *testing.T) {
 	}
 	t.Logf("\n%s%s", rep.Table(), rep.Line())
 
-	for name, e := range map[string]*Engine{"exactly_once": rep.EOS, "at_least_once": rep.ALO, "limit": rep.Limit, "taxi-replay": rep.Replay,
+	for name, e := range map[string]*Engine{"exactly_once": rep.EOS, "at_least_once": rep.ALO, "limit": rep.Limit, "taxi-replay": rep.Replay, "taxi-replay first run": rep.FirstReplay,
 		"exactly_once first run": rep.FirstEOS, "at_least_once first run": rep.FirstALO} {
 		if e == nil || e.Units != int64(rows) || e.PerSecond() <= 0 || e.CPU <= 0 || e.RSSMiB <= 0 {
 			t.Errorf("%s: %+v, want %d units with time, CPU and RSS", name, e, rows)

@@ -72,6 +72,7 @@ func (r *Report) Table() string {
 	}
 	prow(r.Replay, "1.00")
 	prow(r.PyProducer, ratio(r.Replay, r.PyProducer))
+	prow(r.FirstReplay, "— (not compared)")
 	if len(r.AB) > 0 {
 		fmt.Fprintf(&b, "\n| A/B run (same backlog, alternating) | rides/s from process start | CPU s per 1M rides | peak RSS | load average after |\n")
 		fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | --- |\n")

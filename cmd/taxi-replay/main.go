@@ -171,7 +171,7 @@ last record tells where it ends, and only what is missing is sent (no gap, no du
 	f.DurationVar(&c.Linger, "linger", replay.DefaultLinger, "how long a partly filled chunk may wait when the replay is paced")
 	f.DurationVar(&c.RetryTimeout, "retry-timeout", kafkaio.DefaultRetryTimeout, "how long a batch is resent through a broker fault (restart, leader change, lost node), "+
 		"and brokers that cannot be reached are waited for, before the replay stops; resending never duplicates (idempotent producer)")
-	f.IntVar(&c.SortRunRows, "sort-run-rows", replay.DefaultSortRunRows, "rows held in memory by the event-time sort; more are spilled to --temp-dir (about 440 bytes per row)")
+	f.IntVar(&c.SortRunRows, "sort-run-rows", replay.DefaultSortRunRows, "rows of a run of the event-time sort; full runs are spilled to --temp-dir, two runs are in memory (about 440 bytes per row each)")
 	f.StringVar(&c.TempDir, "temp-dir", "", "directory for the sort's spill files (default: the system temp dir)")
 	f.StringVar(&rf.progress, "progress", "auto", `progress display: "auto" (a bar on a terminal, log lines otherwise), "bar", "log" or "none"`)
 	f.DurationVar(&rf.progressLog, "progress-every", replay.DefaultLogEvery, "interval of the progress log lines")

@@ -11,8 +11,11 @@
 // The last run stays in memory and takes part in the merge directly, so inputs that fit in one
 // run are never written to disk.
 //
-// Memory bound: about MaxRunRows × (sizeof(Row) + 32 bytes of sort key), that is roughly
-// MaxRunRows × 440 bytes (the default, 1<<18 rows, is about 115 MB), plus k × (RunBufferSize +
+// A full run is sorted and spilled by a goroutine of its own while the next run is read, so
+// the decoding and the spilling use two cores.
+//
+// Memory bound: two runs, about 2 × MaxRunRows × (sizeof(Row) + 32 bytes of sort key), that is
+// roughly MaxRunRows × 850 bytes (the default, 1<<18 rows, is about 225 MB), plus k × (RunBufferSize +
 // one Row) while merging k runs, plus the caller's batch. k is bounded by tiered intermediate
 // merges: whenever MaxMergeWidth runs of one level exist they are merged into one run of the
 // next level, so k <= MaxMergeWidth × levels (levels = log_MaxMergeWidth of the run count; 2

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/taxi-stream/taxi-stream/codecs"
@@ -229,6 +230,22 @@ func TestSortedCleansUpOnError(t *testing.T) {
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("temp dir not clean after open error: %v", left)
 	}
+
+	// A spill fails in the spill goroutine (its temp dir cannot be made): the sort stops
+	// with that error at the next spill, inside the first input, which is closed.
+	notADir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	closed = 0
+	_, err = order.Sorted(context.Background(), inputs[:2], order.Config{MaxRunRows: 500, TempDir: notADir})
+	if err == nil || !contains(err.Error(), "order: spill directory") {
+		t.Fatalf("spill into a file: error %v, want the spill's error", err)
+	}
+	if closed != 1 {
+		t.Errorf("%d sources closed after a failed spill, want 1", closed)
+	}
+	os.Remove(notADir)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

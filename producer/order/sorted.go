@@ -45,6 +45,14 @@ type Sorter struct {
 	spilled int // runs written at level 0
 	final   merger
 	closed  bool
+
+	// A full run is sorted and written by a goroutine of its own while the inputs go on
+	// being read into the other buffer (the decoding and the spilling each take about half
+	// of the sort phase's CPU). While spilling is set, that goroutine owns runs, spilled, dir
+	// and spillKeys; it returns the emptied buffer as spare. At most one spill is in flight.
+	spilling  chan error
+	spare     []Row
+	spillKeys []runKey
 }
 
 var _ Iterator = (*Sorter)(nil)
@@ -66,6 +74,11 @@ func (s *Sorter) build(inputs []Input) error {
 		if err != nil {
 			return fmt.Errorf("order: open %s: %w", in.Name, err)
 		}
+		// The spill goroutine's merges read layouts.
+		if err := s.waitSpill(); err != nil {
+			src.Close()
+			return err
+		}
 		s.layouts = append(s.layouts, src.Layout())
 		if err := s.readSource(fi, src, buf); err != nil {
 			src.Close()
@@ -75,6 +88,10 @@ func (s *Sorter) build(inputs []Input) error {
 			return fmt.Errorf("order: close %s: %w", in.Name, err)
 		}
 	}
+	if err := s.waitSpill(); err != nil {
+		return err
+	}
+	s.spare = nil
 	s.sortRun()
 	// The final merge: the in-memory last run plus every spilled run.
 	cursors := []*cursor{{}}
@@ -118,19 +135,57 @@ func (s *Sorter) readSource(fi int, src interface {
 
 // sortRun orders the current run's keys.
 func (s *Sorter) sortRun() {
-	s.keys = s.keys[:0]
-	for i := range s.rows {
-		s.keys = append(s.keys, runKey{key: keyOf(&s.rows[i], s.cfg.Key), idx: int32(i)})
-	}
-	slices.SortFunc(s.keys, func(a, b runKey) int { return a.key.compare(b.key) })
+	s.keys = sortKeys(s.keys[:0], s.rows, s.cfg.Key)
 }
 
-// spill writes the current run, sorted, to a new temp file and empties it.
+// sortKeys appends the keys of rows to keys and sorts them.
+func sortKeys(keys []runKey, rows []Row, col codecs.Column) []runKey {
+	for i := range rows {
+		keys = append(keys, runKey{key: keyOf(&rows[i], col), idx: int32(i)})
+	}
+	slices.SortFunc(keys, func(a, b runKey) int { return a.key.compare(b.key) })
+	return keys
+}
+
+// spill hands the current (full) run to a spill goroutine and continues with an empty
+// buffer: the spare one, once the previous spill has returned it.
 func (s *Sorter) spill() error {
-	s.sortRun()
+	if err := s.waitSpill(); err != nil {
+		return err
+	}
+	rows := s.rows
+	s.rows = s.spare
+	if s.rows == nil {
+		s.rows = make([]Row, 0, cap(rows))
+	}
+	s.spare = nil
+	done := make(chan error, 1)
+	s.spilling = done
+	go func() {
+		err := s.spillRun(rows)
+		clear(rows) // drop string references
+		s.spare = rows[:0]
+		done <- err
+	}()
+	return nil
+}
+
+// waitSpill waits for the spill in flight, if any, and returns its error.
+func (s *Sorter) waitSpill() error {
+	if s.spilling == nil {
+		return nil
+	}
+	err := <-s.spilling
+	s.spilling = nil
+	return err
+}
+
+// spillRun writes rows, sorted, to a new temp file (the spill goroutine).
+func (s *Sorter) spillRun(rows []Row) error {
+	s.spillKeys = sortKeys(s.spillKeys[:0], rows, s.cfg.Key)
 	run, err := s.writeRun(0, func(write func(*Row) error) error {
-		for _, k := range s.keys {
-			if err := write(&s.rows[k.idx]); err != nil {
+		for _, k := range s.spillKeys {
+			if err := write(&rows[k.idx]); err != nil {
 				return err
 			}
 		}
@@ -140,8 +195,6 @@ func (s *Sorter) spill() error {
 		return err
 	}
 	s.spilled++
-	clear(s.rows) // drop string references
-	s.rows = s.rows[:0]
 	s.runs = append(s.runs, run)
 	return s.cascade()
 }
@@ -277,6 +330,8 @@ func (s *Sorter) Close() error {
 		return nil
 	}
 	s.closed = true
+	// A spill in flight owns the runs; its error is already reported or moot.
+	_ = s.waitSpill()
 	var errs []error
 	for _, r := range s.runs {
 		errs = append(errs, r.close())
@@ -284,7 +339,7 @@ func (s *Sorter) Close() error {
 	if s.dir != "" {
 		errs = append(errs, os.RemoveAll(s.dir))
 	}
-	s.rows, s.keys, s.runs, s.final = nil, nil, nil, merger{}
+	s.rows, s.keys, s.runs, s.final, s.spare, s.spillKeys = nil, nil, nil, merger{}, nil, nil
 	return errors.Join(errs...)
 }
 
