@@ -96,7 +96,7 @@ type Report struct {
 	EOS, ALO, Spark, Limit *Engine
 	// FirstEOS and FirstALO are taxi-stream's first runs, on the fresh broker (shown,
 	// not compared: see Run).
-	FirstEOS, FirstALO       *Engine
+	FirstEOS, FirstALO *Engine
 	// FirstReplay is the replay that filled the backlog topic on the fresh broker (shown,
 	// not compared); Replay is the same command again into a topic of its own, after the
 	// engines, on the broker the Python producer meets too.
