@@ -65,6 +65,9 @@ func appendFloat(dst []byte, v NullFloat) []byte {
 	if !v.Valid || math.IsNaN(v.V) || math.IsInf(v.V, 0) {
 		return append(dst, "null"...)
 	}
+	if c, ok := exactCents(v.V); ok {
+		return appendCents(dst, c, math.Signbit(v.V))
+	}
 	start := len(dst)
 	dst = strconv.AppendFloat(dst, v.V, 'f', -1, 64)
 	for _, b := range dst[start:] {
@@ -73,6 +76,42 @@ func appendFloat(dst []byte, v NullFloat) []byte {
 		}
 	}
 	return append(dst, ".0"...)
+}
+
+// exactCents reports whether v is c/100 for an integer c, with |v| < 1e13: TLC's money and
+// distances nearly always are. Below 1e13 two doubles are less than 0.005 apart, so the
+// decimal c/100 (with at most two fractional digits) is then the shortest text that reads
+// back as v, the one strconv.AppendFloat(v, 'f', -1) writes, at a fraction of its cost
+// (a third of the replay's JSON encoding).
+func exactCents(v float64) (int64, bool) {
+	if !(v > -1e13 && v < 1e13) {
+		return 0, false
+	}
+	c := math.Round(v * 100)
+	if c/100 != v {
+		return 0, false
+	}
+	return int64(c), true
+}
+
+// appendCents appends c/100 as strconv.AppendFloat(c/100, 'f', -1) and appendFloat's ".0"
+// would: no trailing fractional zero, at least one fractional digit, "-0.0" for negative
+// zero.
+func appendCents(dst []byte, c int64, negative bool) []byte {
+	u := c
+	if negative {
+		dst = append(dst, '-')
+		u = -c
+	}
+	dst = strconv.AppendInt(dst, u/100, 10)
+	frac := u % 100
+	switch {
+	case frac == 0:
+		return append(dst, '.', '0')
+	case frac%10 == 0:
+		return append(dst, '.', byte('0'+frac/10))
+	}
+	return append(dst, '.', byte('0'+frac/10), byte('0'+frac%10))
 }
 
 // appendJSONString appends s as a JSON string: ", \ and control characters escaped (\n, \r, \t
