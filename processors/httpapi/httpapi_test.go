@@ -356,7 +356,7 @@ func TestMetrics(t *testing.T) {
 		stats: pipeline.Stats{
 			Ingest:         pipeline.IngestCounts{In: 100, OnTime: 90, Late: 6, Dead: 4, Markers: 12},
 			Windows:        pipeline.WindowsCounts{Partials: 30, ResultsEmitted: 8, RidesEmitted: 80},
-			IngestCommits:  pipeline.CommitCounts{Commits: 40, Time: 2 * time.Second, Longest: 300 * time.Millisecond},
+			IngestCommits:  pipeline.CommitCounts{Commits: 40, Time: 2 * time.Second, Paused: 1500 * time.Millisecond, Longest: 300 * time.Millisecond},
 			WindowsCommits: pipeline.CommitCounts{Commits: 20, Aborts: 1, Time: time.Second, Longest: 100 * time.Millisecond},
 		},
 		marks: map[int32]watermark.Mark{0: {Ms: wm, OK: true}, 1: {Ms: watermark.Closed, OK: true}, 2: {}},
@@ -385,6 +385,7 @@ func TestMetrics(t *testing.T) {
 		"taxi_stream_commit_duration_seconds_count{stage=ingest}":               40,
 		"taxi_stream_commit_duration_seconds_sum{stage=ingest}":                 2,
 		"taxi_stream_commit_duration_max_seconds{stage=windows}":                0.1,
+		"taxi_stream_commit_paused_seconds_total{stage=ingest}":                 1.5,
 		"taxi_stream_stage_restarts_total{stage=windows}":                       2,
 		"taxi_stream_stage_up{stage=ingest}":                                    1,
 		"taxi_stream_stage_up{stage=windows}":                                   0,

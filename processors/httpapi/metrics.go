@@ -28,6 +28,7 @@ type collector struct {
 	partials, windowsClosed, ridesClosed, ridesDropped, foreign *prometheus.Desc
 	revisions, idlePartitions, idleRaises                       *prometheus.Desc
 	commits, aborts, fenced, commitSeconds, commitMax           *prometheus.Desc
+	commitPaused                                                *prometheus.Desc
 	restarts, stageUp, ready, viewRecovered                     *prometheus.Desc
 	watermark, eventTimeLag, consumerLag                        *prometheus.Desc
 	stateBytes, stateCells, restoreRemaining                    *prometheus.Desc
@@ -53,8 +54,9 @@ func newCollector(s *Server) *collector {
 		commits:        desc("commits_total", "Commits (transactions under exactly-once) per stage.", "stage"),
 		aborts:         desc("transactions_aborted_total", "Aborted transactions per stage (a failed commit; the stage resumes from the last commit).", "stage"),
 		fenced:         desc("departed_transactions_fenced_total", "Open transactions of departed instances this instance aborted when it took over (instead of waiting for their timeout), per stage.", "stage"),
-		commitSeconds:  desc("commit_duration_seconds", "Time spent in commits (processing paused), per stage.", "stage"),
-		commitMax:      desc("commit_duration_max_seconds", "The longest commit since the instance started, per stage.", "stage"),
+		commitSeconds:  desc("commit_duration_seconds", "Time commits took, from the start to the transaction's end (processing goes on during the round trips), per stage.", "stage"),
+		commitMax:      desc("commit_duration_max_seconds", "The longest pause of processing for a commit since the instance started, per stage.", "stage"),
+		commitPaused:   desc("commit_paused_seconds_total", "Time processing was paused for commits (the partial sums are flushed with the callbacks held), per stage.", "stage"),
 		restarts:       desc("stage_restarts_total", "Stage failures, each followed by a restart from the last commit.", "stage"),
 		stageUp:        desc("stage_up", "1 when the stage's processor runs with its state recovered.", "stage"),
 		ready:          desc("ready", "1 when /readyz answers 200."),
@@ -74,7 +76,7 @@ func newCollector(s *Server) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.ridesIn, c.counted, c.late, c.dead, c.markers, c.partials, c.windowsClosed,
-		c.ridesClosed, c.revisions, c.idlePartitions, c.idleRaises, c.ridesDropped, c.commits, c.aborts, c.fenced, c.commitSeconds, c.commitMax, c.restarts, c.stageUp,
+		c.ridesClosed, c.revisions, c.idlePartitions, c.idleRaises, c.ridesDropped, c.commits, c.aborts, c.fenced, c.commitSeconds, c.commitMax, c.commitPaused, c.restarts, c.stageUp,
 		c.ready, c.viewRecovered, c.watermark, c.eventTimeLag, c.consumerLag, c.stateBytes, c.stateCells,
 		c.restoreRemaining, c.stateRecovered, c.recentResults, c.scrapeErrors} {
 		ch <- d
@@ -128,6 +130,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, c.fenced, sc.c.Fenced, sc.stage)
 		ch <- prometheus.MustNewConstSummary(c.commitSeconds, uint64(sc.c.Commits), sc.c.Time.Seconds(), nil, sc.stage)
 		gauge(ch, c.commitMax, sc.c.Longest.Seconds(), sc.stage)
+		ch <- prometheus.MustNewConstMetric(c.commitPaused, prometheus.CounterValue, sc.c.Paused.Seconds(), sc.stage)
 	}
 	for _, h := range s.inst.Health() {
 		counter(ch, c.restarts, h.Restarts, h.Name)
