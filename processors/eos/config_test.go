@@ -172,6 +172,13 @@ func TestConsumerConfig(t *testing.T) {
 	if err := r2.ConsumerConfig().Validate(); err != nil {
 		t.Errorf("consumer config invalid: %v", err)
 	}
+	if got := r2.ConsumerConfig().ChannelBufferSize; got != 256 {
+		t.Errorf("ChannelBufferSize %d without ReadAhead, want Sarama's 256", got)
+	}
+	r3, _, _ := testRuntime(t, Config{ReadAhead: 3072}, Hooks{})
+	if got := r3.ConsumerConfig().ChannelBufferSize; got != 3072 {
+		t.Errorf("ChannelBufferSize %d with ReadAhead 3072", got)
+	}
 	if got := len(r.ProcessorOptions()); got != 4 {
 		t.Errorf("ProcessorOptions: %d options, want producer, consumer group, consumer and topic manager builders", got)
 	}

@@ -92,6 +92,11 @@ type Config struct {
 	// record into a new map when a callback reads any one (Context.Headers). Records the
 	// callbacks re-emit are built with their own headers, so outputs do not change.
 	DropHeaders []string
+	// ReadAhead is how many records the consumer buffers per input partition
+	// (Sarama's ChannelBufferSize). Sarama sends a partition's next fetch only once
+	// the records of the last one are handed over, so a buffer that holds about a
+	// fetch lets the next fetch overlap the processing. Default 256 (Sarama's).
+	ReadAhead int
 }
 
 func (c *Config) validate() error {
@@ -265,6 +270,9 @@ func newRuntime(cfg Config, hooks Hooks, newAsyncProducer func([]string, *sarama
 		c.Consumer.Offsets.AutoCommit.Enable = false // the runtime commits
 		c.Consumer.MaxWaitTime = 50 * time.Millisecond
 		c.Consumer.Fetch.Default = 256 << 10
+		if cfg.ReadAhead > 0 {
+			c.ChannelBufferSize = cfg.ReadAhead
+		}
 		c.Consumer.Return.Errors = true
 		if len(cfg.DropHeaders) > 0 {
 			c.Consumer.Interceptors = append(c.Consumer.Interceptors, headerDropper{keys: cfg.DropHeaders})

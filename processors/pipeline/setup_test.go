@@ -144,3 +144,11 @@ func TestSettlingErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestReadAheadSpreadsTheBudget(t *testing.T) {
+	for _, c := range []struct{ partitions, want int }{{0, readAheadBudget}, {1, readAheadBudget}, {3, 3072}, {12, 768}, {100, 256}} {
+		if got := readAhead(c.partitions); got != c.want {
+			t.Errorf("readAhead(%d) = %d, want %d", c.partitions, got, c.want)
+		}
+	}
+}
