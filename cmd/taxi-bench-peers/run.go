@@ -484,7 +484,15 @@ func waitMetrics(ctx context.Context, p *proc, url string, rides int64, timeout 
 			p.kill()
 			return 0, fmt.Errorf("%s: not every ride accounted for after %s%s", p.name, timeout, p.logTail())
 		}
-		resp, err := client.Get(url)
+		// Uncompressed: a scrape every 50 ms, gzipped, cost the measured process ~3 % of
+		// its allocations (compress/flate in its allocation profile); Prometheus
+		// scrapes every 15 s or so.
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Accept-Encoding", "identity")
+		resp, err := client.Do(req)
 		if err != nil {
 			continue // not listening yet
 		}
