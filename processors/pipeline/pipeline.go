@@ -331,8 +331,8 @@ func (c *committer) LogEnd(topic string, partition int32, timeout time.Duration)
 // spread over the input partitions (eos.Config.ReadAhead): ~10 MB of rides. With
 // Sarama's 256 per partition, each 256 KiB fetch (~5,000 zstd-compressed rides) was
 // processed before the next one was sent. make kafka-start broker, 2M-ride backlog,
-// exactly-once, alternating: 214k-226k rides/s at 256, 278k-322k at 3072 per partition
-// (3 partitions), peak RSS 79 -> 85-90 MiB; 4096 gave the same speed at 92-97 MiB.
+// exactly-once, alternating: 206k-240k rides/s at 256, 278k-322k at 3072 per partition
+// (3 partitions), peak RSS 77-78 -> 85-90 MiB; 4096 gave the same speed at 92-97 MiB.
 const readAheadBudget = 9216
 
 func readAhead(partitions int) int {
