@@ -18,7 +18,8 @@ import (
 // still open the broker answers UNSTABLE_OFFSET_COMMIT and we retry, so a new owner
 // never starts from an offset its predecessor is about to move.
 func FetchCommittedMetadata(ctx context.Context, brokers []string, cfg *sarama.Config, group string, claims map[string][]int32) (map[TopicPartition]string, error) {
-	client, err := sarama.NewClient(brokers, cfg)
+	scoped := *cfg
+	client, err := sarama.NewClient(brokers, TopicScoped(&scoped))
 	if err != nil {
 		return nil, err
 	}
@@ -128,14 +129,15 @@ func NewTopicManager(brokers []string, cfg *sarama.Config, stableTopic string, s
 	if err != nil {
 		return nil, err
 	}
-	client, err := sarama.NewClient(brokers, cfg)
+	scoped := *cfg // goka's manager above needs full metadata; our clients do not
+	client, err := sarama.NewClient(brokers, TopicScoped(&scoped))
 	if err != nil {
 		inner.Close()
 		return nil, err
 	}
 	tm := &topicManager{TopicManager: inner, client: client, stableTopic: stableTopic, stableWait: stableWait}
 	if stableTopic != "" {
-		ucfg := *cfg
+		ucfg := scoped
 		ucfg.Consumer.IsolationLevel = sarama.ReadUncommitted
 		if tm.uncommitted, err = sarama.NewClient(brokers, &ucfg); err != nil {
 			client.Close()

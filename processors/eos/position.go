@@ -141,7 +141,7 @@ func (r *Runtime) offsetClient() (sarama.Client, error) {
 	if r.offsetClientV != nil {
 		return r.offsetClientV, nil
 	}
-	c, err := sarama.NewClient(r.cfg.Brokers, r.consumerBase(""))
+	c, err := sarama.NewClient(r.cfg.Brokers, TopicScoped(r.consumerBase("")))
 	if err != nil {
 		return nil, err
 	}

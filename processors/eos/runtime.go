@@ -246,7 +246,7 @@ func newRuntime(cfg Config, hooks Hooks, newAsyncProducer func([]string, *sarama
 		pcfg.Producer.Transaction.Retry.Max = 20
 		pcfg.Producer.Transaction.Retry.Backoff = 100 * time.Millisecond
 	}
-	ap, err := newAsyncProducer(cfg.Brokers, pcfg)
+	ap, err := newAsyncProducer(cfg.Brokers, TopicScoped(pcfg))
 	if err != nil {
 		return nil, fmt.Errorf("eos: create producer for group %s: %w", cfg.Group, err)
 	}
@@ -299,7 +299,7 @@ func (r *Runtime) ProcessorOptions() []goka.ProcessorOption {
 			return r.prod, nil
 		}),
 		goka.WithConsumerGroupBuilder(func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
-			cfg := r.consumerBase(clientID)
+			cfg := TopicScoped(r.consumerBase(clientID))
 			cfg.Consumer.Group.InstanceId = r.cfg.GroupInstanceID
 			cg, err := sarama.NewConsumerGroup(brokers, group, cfg)
 			if err != nil {
@@ -308,7 +308,7 @@ func (r *Runtime) ProcessorOptions() []goka.ProcessorOption {
 			return &consumerGroup{ConsumerGroup: cg, rt: r}, nil
 		}),
 		goka.WithConsumerSaramaBuilder(func(brokers []string, clientID string) (sarama.Consumer, error) {
-			c, err := sarama.NewConsumer(brokers, r.consumerBase(clientID))
+			c, err := sarama.NewConsumer(brokers, TopicScoped(r.consumerBase(clientID)))
 			if err != nil {
 				return nil, err
 			}

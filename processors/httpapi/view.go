@@ -226,7 +226,7 @@ func (v *stateView) newView(table goka.Table) (*builtView, error) {
 	view, err := goka.NewView(v.brokers, table, new(codec.Bytes),
 		goka.WithViewClientID(v.clientID),
 		goka.WithViewConsumerSaramaBuilder(func(brokers []string, clientID string) (sarama.Consumer, error) {
-			c, err := sarama.NewConsumer(brokers, v.kafkaConfig(clientID))
+			c, err := sarama.NewConsumer(brokers, eos.TopicScoped(v.kafkaConfig(clientID)))
 			clients.add(c, err)
 			return c, err
 		}),

@@ -75,7 +75,7 @@ func (p *Pipeline) startZonesOnce(ctx context.Context) (*zoneTable, error) {
 		// ending the view (Get keeps serving the table read so far meanwhile).
 		goka.WithViewAutoReconnect(),
 		goka.WithViewConsumerSaramaBuilder(func(brokers []string, clientID string) (sarama.Consumer, error) {
-			c, err := sarama.NewConsumer(brokers, consumerCfg(clientID))
+			c, err := sarama.NewConsumer(brokers, eos.TopicScoped(consumerCfg(clientID)))
 			if err != nil {
 				return nil, err
 			}

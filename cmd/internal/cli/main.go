@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/rcrowley/go-metrics"
+
 	"github.com/spf13/cobra"
 )
 
@@ -65,6 +67,11 @@ func IsUsage(err error) bool {
 // The command's context ends at the first SIGINT or SIGTERM; a second one quits at
 // once with ExitInterrupted.
 func Main(prog string, cmd *cobra.Command) int {
+	// Sarama records per-broker histograms and meters (go-metrics) in every client;
+	// no program exports them. Off, they cost nothing: they were 3.6 MB of
+	// taxi-stream's 23 MB live heap on a 2M-ride backlog (a 1,028-sample reservoir
+	// per histogram and broker connection). Sarama documents this switch.
+	metrics.UseNilMetrics = true
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
