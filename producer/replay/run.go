@@ -119,6 +119,12 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 		}
 	}
 
+	// The event-time sort reads every input; it needs no broker, so it runs while the topic
+	// is created and inspected below (on a fresh topic that is a few hundred milliseconds
+	// of round trips the sort's two cores would otherwise wait for).
+	sorting := r.startIterator(ctx)
+	defer sorting.discard()
+
 	// 3. The topic.
 	admin := kafkaio.NewAdmin(cfg.Brokers, cfg.WriteTimeout).WithSecurity(cfg.Security).WithRetry(cfg.RetryTimeout, r.log)
 	parts, created, err := admin.EnsureTopic(ctx, kafkaio.TopicSpec{Name: cfg.Topic, Partitions: cfg.Partitions, Replication: cfg.Replication})
@@ -140,7 +146,7 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 			return sum, err
 		}
 		if resuming(pts) {
-			it, err := r.iterator(ctx)
+			it, err := sorting.take()
 			if err != nil {
 				return sum, err
 			}
@@ -155,8 +161,11 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 
-	// 5. Send.
-	it, err := r.iterator(ctx)
+	// 5. Send (a resumed replay's check above took the first iterator).
+	it, err := sorting.take()
+	if errors.Is(err, errTaken) {
+		it, err = r.iterator(ctx)
+	}
 	if err != nil {
 		return sum, err
 	}
@@ -289,6 +298,54 @@ func (r *runner) iterator(ctx context.Context) (order.Iterator, error) {
 	r.log.Info("inputs sorted", "by", by, "rows", r.counted(),
 		"spilled_runs", s.Runs(), "elapsed", time.Since(start).Round(time.Millisecond))
 	return s, nil
+}
+
+// errTaken is returned by pendingIterator.take after the first call.
+var errTaken = errors.New("replay: iterator already taken")
+
+// pendingIterator is an iterator being built by a goroutine of its own.
+type pendingIterator struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	it     order.Iterator
+	err    error
+	taken  bool
+}
+
+// startIterator starts building the iterator over all rows (see iterator).
+func (r *runner) startIterator(ctx context.Context) *pendingIterator {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &pendingIterator{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.it, p.err = r.iterator(ctx)
+	}()
+	return p
+}
+
+// take waits for the iterator; the caller closes it. Only the first call gets it.
+func (p *pendingIterator) take() (order.Iterator, error) {
+	if p.taken {
+		return nil, errTaken
+	}
+	p.taken = true
+	<-p.done
+	return p.it, p.err
+}
+
+// discard stops a build that was not taken, waits for it and closes what it built
+// (removing its spill files). The context of a taken iterator ends with the replay.
+func (p *pendingIterator) discard() {
+	if p.taken {
+		p.cancel()
+		return
+	}
+	p.taken = true
+	p.cancel()
+	<-p.done
+	if p.it != nil {
+		p.it.Close()
+	}
 }
 
 // warnNonEmpty logs when a replay without Resume appends to a topic that holds records.
