@@ -30,6 +30,7 @@ func TestBenchPeersSmoke(t *testing.T) {
 	cfg.Brokers = os.Getenv("KAFKA_BROKERS")
 	cfg.Timeout = 10 * time.Minute
 	cfg.SparkShufflePartitions = 2
+	cfg.Rounds = 2 // both orders of the alternation, fewer runs than the default
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
@@ -44,6 +45,12 @@ func TestBenchPeersSmoke(t *testing.T) {
 		if e == nil || e.Units != int64(rows) || e.PerSecond() <= 0 || e.CPU <= 0 || e.RSSMiB <= 0 {
 			t.Errorf("%s: %+v, want %d units with time, CPU and RSS", name, e, rows)
 		}
+	}
+	if len(rep.EOSRuns) != 2 || len(rep.ALORuns) != 2 {
+		t.Errorf("compared runs: %d exactly_once, %d at_least_once, want 2 each", len(rep.EOSRuns), len(rep.ALORuns))
+	} else if lo := min(rep.EOSRuns[0].PerSecond(), rep.EOSRuns[1].PerSecond()); rep.EOS.PerSecond() != lo {
+		t.Errorf("exactly_once in the table %.0f rides/s, want the lower middle of %.0f and %.0f",
+			rep.EOS.PerSecond(), rep.EOSRuns[0].PerSecond(), rep.EOSRuns[1].PerSecond())
 	}
 	if rep.SparkSkipped == "" {
 		if rep.Spark == nil || rep.Spark.FromQueryStart <= 0 || rep.PyProducer == nil || rep.PyProducer.Units != 10_000 {

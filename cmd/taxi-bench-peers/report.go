@@ -81,6 +81,21 @@ func (r *Report) Table() string {
 		}
 	}
 	b.WriteString("\n")
+	if len(r.EOSRuns) > 1 {
+		rates := func(runs []*Engine) string {
+			var s []string
+			for _, e := range runs {
+				s = append(s, fmtRate(e.PerSecond()))
+			}
+			return strings.Join(s, ", ")
+		}
+		var ratios []string
+		for i := range min(len(r.EOSRuns), len(r.ALORuns)) {
+			ratios = append(ratios, ratio(r.EOSRuns[i], r.ALORuns[i]))
+		}
+		fmt.Fprintf(&b, "- Compared taxi-stream runs, %d rounds (the guarantee that runs first swaps each round): exactly_once %s rides/s; at_least_once %s; exactly_once ÷ at_least_once per round %s. The table shows each guarantee's median run.\n",
+			len(r.EOSRuns), rates(r.EOSRuns), rates(r.ALORuns), strings.Join(ratios, ", "))
+	}
 	for _, a := range r.Agreement {
 		fmt.Fprintf(&b, "- %s\n", a)
 	}
