@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -804,5 +807,73 @@ func TestAppHeaders(t *testing.T) {
 		if len(m.headers) != 1 || string(m.headers[0].Key) != codecs.HeaderApp || string(m.headers[0].Value) != "mine" {
 			t.Errorf("partial headers %q, want %s: mine", m.headers, codecs.HeaderApp)
 		}
+	}
+}
+
+// versionedZones is a zone table that counts its changes and its lookups.
+type versionedZones struct {
+	mu      sync.Mutex
+	zones   ingest.StaticZones
+	version atomic.Uint64
+	gets    map[string]int
+}
+
+func (z *versionedZones) Get(id string) ([]byte, error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.gets[id]++
+	return z.zones[id], nil
+}
+
+func (z *versionedZones) Version() uint64 { return z.version.Load() }
+
+func (z *versionedZones) set(id string, raw []byte) {
+	z.mu.Lock()
+	z.zones[id] = raw
+	z.mu.Unlock()
+	z.version.Add(1)
+}
+
+func (z *versionedZones) lookups(id string) int {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.gets[id]
+}
+
+// With a VersionedZoneTable a LocationID is looked up once per version of the table:
+// a changed zone counts from the next ride on.
+func TestVersionedZonesCacheBoroughs(t *testing.T) {
+	zones := &versionedZones{zones: testZones(), gets: map[string]int{}}
+	cfg := baseConfig()
+	cfg.Zones = zones
+	h := newHarness(t, cfg)
+	for i := range 5 {
+		h.ride(fmt.Sprintf("a%d", i), ride{event: t0 + 10*minute, pu: 1, pass: "1", dist: "1.00", fare: "1.00", tip: "0", total: "1.00"})
+	}
+	h.ride("big", ride{event: t0 + 10*minute, pu: 600, pass: "1", dist: "1.00", fare: "1.00", tip: "0", total: "1.00"})
+	h.ride("big2", ride{event: t0 + 10*minute, pu: 600, pass: "1", dist: "1.00", fare: "1.00", tip: "0", total: "1.00"})
+	if n := zones.lookups("1"); n != 1 {
+		t.Errorf("zone 1 looked up %d times for 5 rides, want once", n)
+	}
+	if n := zones.lookups("600"); n != 2 {
+		t.Errorf("zone 600 (beyond the cache) looked up %d times for 2 rides, want 2", n)
+	}
+	zones.set("1", zoneJSON(1, "Brooklyn"))
+	for i := range 3 {
+		h.ride(fmt.Sprintf("b%d", i), ride{event: t0 + 20*minute, pu: 1, pass: "1", dist: "1.00", fare: "1.00", tip: "0", total: "1.00"})
+	}
+	if n := zones.lookups("1"); n != 2 {
+		t.Errorf("zone 1 looked up %d times in all, want twice (once per version)", n)
+	}
+	msgs, _ := h.flush()
+	got := sumsOf(msgs)
+	if c := got[cellKey{win(t0, hour), "Manhattan"}].Count; c != 5 {
+		t.Errorf("Manhattan rides %d, want the 5 before the change", c)
+	}
+	if c := got[cellKey{win(t0, hour), "Brooklyn"}].Count; c != 3 {
+		t.Errorf("Brooklyn rides %d, want the 3 after the change", c)
+	}
+	if c := got[cellKey{win(t0, hour), "Bronx"}].Count; c != 2 {
+		t.Errorf("Bronx rides %d, want 2", c)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -13,6 +14,7 @@ import (
 	"github.com/lovoo/goka/storage"
 
 	"github.com/taxi-stream/taxi-stream/processors/eos"
+	"github.com/taxi-stream/taxi-stream/processors/ingest"
 )
 
 // zoneTable is the ingest stage's zone lookup: a goka view of the zones topic that
@@ -35,6 +37,8 @@ type zoneTable struct {
 
 	mu      sync.Mutex
 	closers []func() error // Kafka clients built for the view (goka's View does not close them)
+
+	version atomic.Uint64 // moves after every record the view applies (ingest.VersionedZoneTable)
 }
 
 // startZones builds the view, runs it until stop, and waits until it has read the
@@ -69,6 +73,11 @@ func (p *Pipeline) startZonesOnce(ctx context.Context) (*zoneTable, error) {
 	}
 	view, err := goka.NewView(p.opts.Brokers, goka.Table(p.cfg.Topics.Zones), new(codec.Bytes),
 		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
+		goka.WithViewCallback(func(ctx goka.UpdateContext, s storage.Storage, key string, value []byte) error {
+			err := goka.DefaultUpdate(ctx, s, key, value)
+			z.version.Add(1) // after the storage holds the record
+			return err
+		}),
 		goka.WithViewClientID("taxi-stream-zones-"+p.opts.InstanceID),
 		goka.WithViewLogger(gokaLogger{p.opts.Logger.With("view", p.cfg.Topics.Zones)}),
 		// A broker restart or a lost connection reconnects with back-off instead of
@@ -130,6 +139,11 @@ func (z *zoneTable) Get(key string) ([]byte, error) {
 	raw, _ := v.([]byte)
 	return raw, nil
 }
+
+var _ ingest.VersionedZoneTable = (*zoneTable)(nil)
+
+// Version implements ingest.VersionedZoneTable.
+func (z *zoneTable) Version() uint64 { return z.version.Load() }
 
 func (z *zoneTable) track(close func() error) {
 	z.mu.Lock()
