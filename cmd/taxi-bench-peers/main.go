@@ -68,6 +68,7 @@ func benchMain(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Doc, "doc", cfg.Doc, `markdown file the table is added to ("" : none)`)
 	fs.StringVar(&cfg.PprofDir, "pprof-dir", cfg.PprofDir, "save CPU and allocation profiles of the exactly-once taxi-stream run here (\"\": none)")
 	fs.IntVar(&cfg.SparkShufflePartitions, "spark-shuffle-partitions", 0, "spark.sql.shuffle.partitions of the Spark job (0: Spark's default, 200, as the tutorial ran it)")
+	fs.IntVar(&cfg.WarmTxns, "warm-txns", cfg.WarmTxns, "transactions that warm the broker's transaction path before the engines run (a fresh broker JVM costs ~3x the CPU per transaction; 0: none)")
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "pairs of compared taxi-stream runs (exactly_once and at_least_once, alternating); the table shows each guarantee's median")
 	fs.StringVar(&cfg.ABEnv, "ab-env", "", `also run taxi-stream (exactly_once) alternately without and with these environment variables, e.g. "GOGC=200"`)
 	fs.IntVar(&cfg.ABRounds, "ab-rounds", 2, "pairs of --ab-env runs")

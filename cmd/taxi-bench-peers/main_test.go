@@ -31,6 +31,7 @@ func TestBenchPeersSmoke(t *testing.T) {
 	cfg.Timeout = 10 * time.Minute
 	cfg.SparkShufflePartitions = 2
 	cfg.Rounds = 2 // both orders of the alternation, fewer runs than the default
+	cfg.WarmTxns = 100
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))

@@ -57,6 +57,9 @@ type Config struct {
 	// Rounds is how many pairs of compared taxi-stream runs (exactly_once and
 	// at_least_once, alternating) are made; the table shows each guarantee's median.
 	Rounds int
+	// WarmTxns is how many transactions warm the broker's transaction path before
+	// any engine is timed (warmTransactions; 0: none).
+	WarmTxns int
 	// ABEnv, when set (e.g. "GOGC=200"), adds ABRounds pairs of exactly-once runs
 	// without and with these environment variables, alternating, to the report.
 	ABEnv    string
@@ -65,7 +68,7 @@ type Config struct {
 
 func defaultConfig() Config {
 	return Config{Rows: 2_000_000, PyRows: -1, Peers: "auto", CacheDir: filepath.Join(kafkalocal.DefaultCacheDir(), "bench-peers"),
-		Timeout: 30 * time.Minute, Rounds: 3}
+		Timeout: 30 * time.Minute, Rounds: 3, WarmTxns: 8000}
 }
 
 // Engine is one line of the table.
@@ -171,6 +174,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (_ *Report, err erro
 	if cfg.Peers != "auto" {
 		extra = append(extra, "--peers "+cfg.Peers)
 	}
+	if cfg.WarmTxns != defaultConfig().WarmTxns {
+		extra = append(extra, fmt.Sprintf("--warm-txns %d", cfg.WarmTxns))
+	}
 	if cfg.Rounds != defaultConfig().Rounds {
 		extra = append(extra, fmt.Sprintf("--rounds %d", cfg.Rounds))
 	}
@@ -234,6 +240,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (_ *Report, err erro
 		return nil, err
 	}
 	if err := warmInternalTopics(ctx, b.brokers, id); err != nil {
+		return nil, err
+	}
+	if err := warmTransactions(ctx, b.brokers, id, cfg.WarmTxns, log); err != nil {
 		return nil, err
 	}
 	// A first run of each guarantee, shown but not compared: the limit warms the
