@@ -53,6 +53,10 @@ func TestBenchPeersSmoke(t *testing.T) {
 		t.Errorf("exactly_once in the table %.0f rides/s, want the lower middle of %.0f and %.0f",
 			rep.EOS.PerSecond(), rep.EOSRuns[0].PerSecond(), rep.EOSRuns[1].PerSecond())
 	}
+	if cfg.Brokers == "" && (rep.EOS.BrokerCPU <= 0 || rep.ALO.BrokerCPU <= 0 || rep.Replay.BrokerCPU <= 0) {
+		t.Errorf("broker CPU on the run's own broker: exactly_once %v, at_least_once %v, taxi-replay %v; want each > 0",
+			rep.EOS.BrokerCPU, rep.ALO.BrokerCPU, rep.Replay.BrokerCPU)
+	}
 	if rep.SparkSkipped == "" {
 		if rep.Spark == nil || rep.Spark.FromQueryStart <= 0 || rep.PyProducer == nil || rep.PyProducer.Units != 10_000 {
 			t.Errorf("Spark %+v, Python producer %+v: want both measured", rep.Spark, rep.PyProducer)

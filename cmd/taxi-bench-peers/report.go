@@ -29,13 +29,22 @@ func ratio(a, b *Engine) string {
 	return fmt.Sprintf("%.2f", a.PerSecond()/b.PerSecond())
 }
 
+// brokerPerMillion is the broker's CPU seconds per million units over the engine's run
+// ("—" when unknown: a cluster given with --brokers).
+func (e *Engine) brokerPerMillion() string {
+	if e.BrokerCPU <= 0 || e.Units == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f", e.BrokerCPU.Seconds()/float64(e.Units)*1e6)
+}
+
 // Table is the markdown table of the run, with the agreement notes.
 func (r *Report) Table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s UTC, %d rides, load average %s before, %s after (`uptime`; 2 shared cores, broker on the same cores)\n\n",
 		r.Date.Format("2006-01-02 15:04"), r.Rows, r.LoadBefore, r.LoadAfter)
-	fmt.Fprintf(&b, "| engine | rides/s from process start | CPU s per 1M rides | peak RSS | taxi-stream ÷ engine |\n")
-	fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(&b, "| engine | rides/s from process start | CPU s per 1M rides | peak RSS | broker CPU s per 1M rides | taxi-stream ÷ engine |\n")
+	fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	row := func(e *Engine, extra string) {
 		if e == nil {
 			return
@@ -44,7 +53,7 @@ func (r *Report) Table() string {
 		if e.FromQueryStart > 0 {
 			rate += fmt.Sprintf(" (%s from query start)", fmtRate(float64(e.Units)/e.FromQueryStart.Seconds()))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f | %.0f MiB | %s |\n", e.Name, rate, e.CPUPerMillion(), e.RSSMiB, extra)
+		fmt.Fprintf(&b, "| %s | %s | %.1f | %.0f MiB | %s | %s |\n", e.Name, rate, e.CPUPerMillion(), e.RSSMiB, e.brokerPerMillion(), extra)
 	}
 	row(r.EOS, "1.00")
 	row(r.ALO, ratio(r.EOS, r.ALO))
@@ -58,8 +67,8 @@ func (r *Report) Table() string {
 	row(r.Limit, ratio(r.EOS, r.Limit))
 	row(r.FirstEOS, "— (not compared)")
 	row(r.FirstALO, "— (not compared)")
-	fmt.Fprintf(&b, "\n| producer | rows/s from process start | CPU s per 1M rows | peak RSS | taxi-replay ÷ producer |\n")
-	fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(&b, "\n| producer | rows/s from process start | CPU s per 1M rows | peak RSS | broker CPU s per 1M rows | taxi-replay ÷ producer |\n")
+	fmt.Fprintf(&b, "| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	prow := func(e *Engine, extra string) {
 		if e == nil {
 			return
@@ -68,7 +77,7 @@ func (r *Report) Table() string {
 		if e.Note != "" {
 			note = " (" + e.Note + ")"
 		}
-		fmt.Fprintf(&b, "| %s%s | %s | %.1f | %.0f MiB | %s |\n", e.Name, note, fmtRate(e.PerSecond()), e.CPUPerMillion(), e.RSSMiB, extra)
+		fmt.Fprintf(&b, "| %s%s | %s | %.1f | %.0f MiB | %s | %s |\n", e.Name, note, fmtRate(e.PerSecond()), e.CPUPerMillion(), e.RSSMiB, e.brokerPerMillion(), extra)
 	}
 	prow(r.Replay, "1.00")
 	prow(r.PyProducer, ratio(r.Replay, r.PyProducer))

@@ -78,6 +78,8 @@ type Engine struct {
 	usage
 	FromQueryStart time.Duration // Spark: query start until done
 	Note           string
+	// BrokerCPU is what the run's own broker spent over the same interval (0: unknown).
+	BrokerCPU time.Duration
 }
 
 // PerSecond is units per second from process start.
@@ -211,6 +213,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (_ *Report, err erro
 	}
 
 	brokers := cfg.Brokers
+	var meter brokerMeter
 	if brokers == "" {
 		log.Info("starting a local Kafka broker (kafkalocal)")
 		cl, err := kafkalocal.Start(ctx, kafkalocal.Config{Dir: filepath.Join(cfg.WorkDir, "kafka"), Logger: log})
@@ -225,10 +228,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (_ *Report, err erro
 			}
 		}()
 		brokers = strings.Join(cl.Brokers(), ",")
+		meter = brokerMeter{pids: cl.PIDs()}
 	}
 	// Topic and group names of this run: a shared cluster (--brokers) may hold earlier runs'.
 	id := fmt.Sprintf("bench-peers-%d", time.Now().UnixNano())
-	b := &bench{cfg: cfg, log: log, bin: bin, brokers: brokers, rep: rep, id: id,
+	b := &bench{cfg: cfg, log: log, bin: bin, brokers: brokers, broker: meter, rep: rep, id: id,
 		ridesTopic: id + "-rides", zonesTopic: id + "-zones", pyTopic: id + "-py-rides"}
 	if err := b.feed(ctx); err != nil {
 		return nil, err
@@ -242,7 +246,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (_ *Report, err erro
 	if err := warmInternalTopics(ctx, b.brokers, id); err != nil {
 		return nil, err
 	}
-	if err := warmTransactions(ctx, b.brokers, id, cfg.WarmTxns, log); err != nil {
+	if err := warmTransactions(ctx, b.brokers, id, cfg.WarmTxns, b.broker, log); err != nil {
 		return nil, err
 	}
 	// A first run of each guarantee, shown but not compared: the limit warms the
@@ -314,6 +318,7 @@ type bench struct {
 	log      *slog.Logger
 	bin      string
 	brokers  string
+	broker   brokerMeter // the run's own broker's CPU (none with --brokers)
 	rep      *Report
 	backlog  string
 	messages int64 // records in the rides topic (rides + markers)
@@ -351,6 +356,7 @@ func (b *bench) feed(ctx context.Context) error {
 // replay runs taxi-replay with its defaults on the backlog into topic and measures it.
 func (b *bench) replay(ctx context.Context, topic, logName string) (*Engine, error) {
 	b.log.Info("replaying the backlog with taxi-replay's defaults", "topic", topic)
+	broker0 := b.broker.now()
 	p, err := startProc("taxi-replay", exec.CommandContext(ctx, filepath.Join(b.bin, "taxi-replay"),
 		"--brokers", b.brokers, "--topic", topic, "--progress", "none", b.backlog),
 		filepath.Join(b.cfg.WorkDir, logName))
@@ -361,7 +367,7 @@ func (b *bench) replay(ctx context.Context, topic, logName string) (*Engine, err
 		return nil, err
 	}
 	e := &Engine{Name: "taxi-replay (defaults: dropoff order, zstd, acks=all, markers)",
-		Units: int64(b.cfg.Rows), usage: p.usage(time.Since(p.start))}
+		Units: int64(b.cfg.Rows), usage: p.usage(time.Since(p.start)), BrokerCPU: b.broker.now() - broker0}
 	if m := summaryField(p.logPath, "send_seconds"); m != "" {
 		e.Note = "send phase " + m + " s"
 	}
@@ -390,6 +396,7 @@ func (b *bench) taxiStream(ctx context.Context, guarantee, name string, env []st
 	b.log.Info("running taxi-stream", "guarantee", guarantee, "run", name, "env", env)
 	cmd := exec.CommandContext(ctx, filepath.Join(b.bin, "taxi-stream"), args...)
 	cmd.Env = append(os.Environ(), env...)
+	broker0 := b.broker.now()
 	p, err := startProc("taxi-stream "+guarantee, cmd, filepath.Join(b.cfg.WorkDir, "taxi-stream-"+name+".log"))
 	if err != nil {
 		return nil, nil, err
@@ -404,6 +411,7 @@ func (b *bench) taxiStream(ctx context.Context, guarantee, name string, env []st
 		}()
 	}
 	wall, err := waitMetrics(ctx, p, "http://"+addr+"/metrics", b.rep.Rows, b.cfg.Timeout)
+	brokerCPU := b.broker.now() - broker0
 	close(stopProfiles)
 	if err != nil {
 		return nil, nil, err
@@ -420,7 +428,7 @@ func (b *bench) taxiStream(ctx context.Context, guarantee, name string, env []st
 		return nil, nil, err
 	}
 	profiles.Wait()
-	e := &Engine{Name: "taxi-stream " + guarantee, Units: b.rep.Rows, usage: p.usage(wall)}
+	e := &Engine{Name: "taxi-stream " + guarantee, Units: b.rep.Rows, usage: p.usage(wall), BrokerCPU: brokerCPU}
 	c, err := b.readResults(ctx, results)
 	return e, c, err
 }
@@ -586,6 +594,7 @@ func (b *bench) readResults(ctx context.Context, topic string) (cells, error) {
 // limit runs `taxi-bench-peers limit`: franz-go consume + DecodeRideFacts.
 func (b *bench) limit(ctx context.Context) error {
 	b.log.Info("running the limit: franz-go consumer + codecs.DecodeRideFacts")
+	broker0 := b.broker.now()
 	p, err := startProc("limit", exec.CommandContext(ctx, filepath.Join(b.bin, "taxi-bench-peers"), "limit",
 		"--brokers", b.brokers, "--topic", b.ridesTopic, "--rides", strconv.FormatInt(b.rep.Rows, 10)),
 		filepath.Join(b.cfg.WorkDir, "limit.log"))
@@ -596,6 +605,7 @@ func (b *bench) limit(ctx context.Context) error {
 		return err
 	}
 	wall := time.Since(p.start)
+	brokerCPU := b.broker.now() - broker0
 	var res limitResult
 	lines := p.lines()
 	if len(lines) == 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil {
@@ -604,7 +614,7 @@ func (b *bench) limit(ctx context.Context) error {
 	if res.Rides != b.rep.Rows || res.Invalid != 0 {
 		return fmt.Errorf("limit decoded %d rides (%d invalid), want %d", res.Rides, res.Invalid, b.rep.Rows)
 	}
-	b.rep.Limit = &Engine{Name: "limit: franz-go consumer + codecs.DecodeRideFacts, nothing else", Units: res.Rides, usage: p.usage(wall)}
+	b.rep.Limit = &Engine{Name: "limit: franz-go consumer + codecs.DecodeRideFacts, nothing else", Units: res.Rides, usage: p.usage(wall), BrokerCPU: brokerCPU}
 	b.rep.Agreement = append(b.rep.Agreement, fmt.Sprintf("The limit decoded all %d rides (and skipped %d markers).", res.Rides, res.Markers))
 	return nil
 }
@@ -626,6 +636,7 @@ func (b *bench) spark(ctx context.Context, py *pythonEnv, want cells) error {
 	cmd.Env = append(envWithout("SPARK_HOME", "PYSPARK_SUBMIT_ARGS"), "PYSPARK_PYTHON="+filepath.Join(py.venv, "bin", "python"),
 		"PYSPARK_DRIVER_PYTHON="+filepath.Join(py.venv, "bin", "python"),
 		"SPARK_LOCAL_IP=127.0.0.1", "SPARK_LOCAL_DIRS="+filepath.Join(b.cfg.WorkDir, "spark-local"))
+	broker0 := b.broker.now()
 	p, err := startProc("spark job", cmd, filepath.Join(b.cfg.WorkDir, "spark.log"))
 	if err != nil {
 		return err
@@ -634,6 +645,7 @@ func (b *bench) spark(ctx context.Context, py *pythonEnv, want cells) error {
 	if err != nil {
 		return err
 	}
+	brokerCPU := b.broker.now() - broker0
 	if err := p.waitExit(ctx, 3*time.Minute); err != nil {
 		return err
 	}
@@ -662,6 +674,7 @@ func (b *bench) spark(ctx context.Context, py *pythonEnv, want cells) error {
 	b.rep.sparkOpenRides = int(openRides)
 	b.rep.Spark = &Engine{Name: "Spark 3.5.7 Structured Streaming, original job, local[2]", Units: b.rep.Rows,
 		usage:          p.usage(wall),
+		BrokerCPU:      brokerCPU,
 		FromQueryStart: time.Duration((done.Done - done.QueryStart) * float64(time.Second))}
 	b.rep.Agreement = append(b.rep.Agreement, fmt.Sprintf(
 		"Spark read all %d messages in %d micro-batches and wrote %d results; each equals taxi-stream's cell (count, passenger sum and count, and the sums of distance, tips, fares and totals rounded to cents). "+
@@ -683,6 +696,7 @@ func (b *bench) pyProducer(ctx context.Context, py *pythonEnv) error {
 		return err
 	}
 	b.log.Info("running the original Python producer", "rows", b.cfg.PyRows)
+	broker0 := b.broker.now()
 	p, err := startProc("python producer", exec.CommandContext(ctx, filepath.Join(py.venv, "bin", "python"), script,
 		b.brokers, b.pyTopic, b.backlog, strconv.Itoa(b.cfg.PyRows)), filepath.Join(b.cfg.WorkDir, "producer.log"))
 	if err != nil {
@@ -692,6 +706,7 @@ func (b *bench) pyProducer(ctx context.Context, py *pythonEnv) error {
 		return err
 	}
 	wall := time.Since(p.start)
+	brokerCPU := b.broker.now() - broker0
 	n, err := topicRecords(ctx, b.brokers, b.pyTopic)
 	if err != nil {
 		return err
@@ -700,7 +715,7 @@ func (b *bench) pyProducer(ctx context.Context, py *pythonEnv) error {
 		return fmt.Errorf("python producer: %d records in %s, want %d", n, b.pyTopic, b.cfg.PyRows)
 	}
 	b.rep.PyProducer = &Engine{Name: "original Python producer (pandas iterrows + to_json + kafka-python, acks=1, file order)",
-		Units: n, usage: p.usage(wall)}
+		Units: n, usage: p.usage(wall), BrokerCPU: brokerCPU}
 	if b.cfg.PyRows != b.cfg.Rows {
 		b.rep.PyProducer.Note = fmt.Sprintf("first %d rows", b.cfg.PyRows)
 	}

@@ -95,7 +95,10 @@ func warmInternalTopics(ctx context.Context, brokers, id string) error {
 // a few hundred, so on a broker started minutes before it paid for the JIT, on the same
 // two cores the engines run on (exactly-once ÷ at-least-once 0.67-0.84; 0.86-1.07 after
 // this warm-up). A production broker has run millions of transactions.
-func warmTransactions(ctx context.Context, brokers, id string, n int, log *slog.Logger) error {
+//
+// The warm-up runs in rounds of at most 2,000 transactions and logs the broker's CPU
+// per transaction of each round when the broker is the run's own.
+func warmTransactions(ctx context.Context, brokers, id string, n int, meter brokerMeter, log *slog.Logger) error {
 	if n <= 0 {
 		return nil
 	}
@@ -117,27 +120,42 @@ func warmTransactions(ctx context.Context, brokers, id string, n int, log *slog.
 		_ = admin.DeleteTopic(topic)
 	}()
 	const producers = 4
-	g, ctx := errgroup.WithContext(ctx)
-	for w := range producers {
-		g.Go(func() error {
-			p, err := sarama.NewSyncProducer(addrs, warmConfig(fmt.Sprintf("%s-%d", topic, w)))
-			if err != nil {
-				return fmt.Errorf("transactional producer: %w", err)
-			}
-			defer p.Close()
-			for i := w; i < n; i += producers {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if err := warmTransaction(p, topic, group, int64(i)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	prods := make([]sarama.SyncProducer, producers)
+	for w := range prods {
+		p, err := sarama.NewSyncProducer(addrs, warmConfig(fmt.Sprintf("%s-%d", topic, w)))
+		if err != nil {
+			return fmt.Errorf("warm transactions: transactional producer: %w", err)
+		}
+		defer p.Close()
+		prods[w] = p
 	}
-	if err := g.Wait(); err != nil {
-		return fmt.Errorf("warm transactions: %w", err)
+	const roundSize = 2000
+	for first, round := 0, 1; first < n; first, round = first+roundSize, round+1 {
+		end := min(first+roundSize, n)
+		roundStart, broker0 := time.Now(), meter.now()
+		g, gctx := errgroup.WithContext(ctx)
+		for w, p := range prods {
+			g.Go(func() error {
+				for i := first + w; i < end; i += producers {
+					if err := gctx.Err(); err != nil {
+						return err
+					}
+					if err := warmTransaction(p, topic, group, int64(i)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("warm transactions: %w", err)
+		}
+		attrs := []any{"round", round, "transactions", end - first, "elapsed", time.Since(roundStart).Round(time.Millisecond)}
+		if meter.known() {
+			perTxn := (meter.now() - broker0) / time.Duration(end-first)
+			attrs = append(attrs, "broker_cpu_per_transaction", perTxn.Round(10*time.Microsecond))
+		}
+		log.Info("warm-up round", attrs...)
 	}
 	log.Info("broker warmed", "transactions", n, "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil

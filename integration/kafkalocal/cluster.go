@@ -721,6 +721,17 @@ func (c *Cluster) NodeIDs() []int {
 	return ids
 }
 
+// PIDs lists the process ids of the nodes' JVMs (for CPU accounting).
+func (c *Cluster) PIDs() []int {
+	var out []int
+	for _, n := range c.state.Nodes {
+		if n.PID > 0 {
+			out = append(out, n.PID)
+		}
+	}
+	return out
+}
+
 // Dir is the cluster directory.
 func (c *Cluster) Dir() string { return c.cfg.Dir }
 
