@@ -114,7 +114,8 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./codecs/... ./processors/... ./producer/...
 
 ## bench-peers: taxi-stream (both guarantees) vs the original Spark job vs franz-go consume+decode, taxi-replay vs the
-## original Python producer, on a ROWS-ride backlog on a local broker; adds the table to docs/benchmarks.md (~20 min).
+## original Python producer, on a ROWS-ride backlog on a local broker; adds the table to docs/benchmarks.md (~8 min;
+## the first run also creates the Python venv).
 ## The Python producer sends the first PY_ROWS rows (its rate is flat; -1: all, ~20 min more for 2M)
 ROWS ?= 2000000
 PY_ROWS ?= 200000
