@@ -22,16 +22,7 @@ func warmInternalTopics(ctx context.Context, brokers, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	addrs := strings.Split(brokers, ",")
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V3_0_0_0
-	cfg.ClientID = "taxi-bench-peers-warmup"
-	cfg.Producer.Idempotent = true
-	cfg.Producer.RequiredAcks = sarama.WaitForAll
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.Transaction.ID = id + "-warmup"
-	cfg.Producer.Transaction.Retry.Max = 200
-	cfg.Producer.Transaction.Retry.Backoff = 50 * time.Millisecond
-	cfg.Net.MaxOpenRequests = 1
+	cfg := warmConfig(id + "-warmup") // its one topic has one partition: the manual partitioner's 0
 	done := make(chan error, 1)
 	go func() {
 		done <- func() error {
@@ -89,12 +80,12 @@ func warmInternalTopics(ctx context.Context, brokers, id string) error {
 // from 4 transactional producers at once: each writes a record to each of 3 partitions,
 // adds a consumer offset to the transaction (TxnOffsetCommit) and commits, which is the
 // broker's work in an exactly-once commit. A fresh broker JVM runs that path
-// interpreted or lightly compiled for thousands of transactions: measured on kafka-local
-// (2 cores), 2,000-transaction rounds cost the broker 18, 10.7, 8.5, 5.8 and 6.3 ms of
-// CPU per transaction, one round after the other. An exactly-once taxi-stream run makes
-// a few hundred, so on a broker started minutes before it paid for the JIT, on the same
-// two cores the engines run on (exactly-once ÷ at-least-once 0.67-0.84; 0.86-1.07 after
-// this warm-up). A production broker has run millions of transactions.
+// interpreted or lightly compiled for thousands of transactions: in `make bench-peers`
+// on kafka-local (2 cores) the rounds below cost the broker 16.2, 7.0, 4.9 and 5.1 ms of
+// CPU per transaction, one after the other. An exactly-once taxi-stream run makes a few
+// hundred, so on a broker started minutes before it paid for the JIT, on the same two
+// cores the engines run on (exactly-once ÷ at-least-once 0.67-0.84 per round without
+// this warm-up; medians 0.84-1.04 with it). A production broker has run millions.
 //
 // The warm-up runs in rounds of at most 2,000 transactions and logs the broker's CPU
 // per transaction of each round when the broker is the run's own.
